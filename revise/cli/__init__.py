@@ -1,0 +1,1 @@
+"""The ``revise`` command line: thin wrappers over the Python API (see ``revise --help``)."""

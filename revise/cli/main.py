@@ -1,0 +1,70 @@
+"""Entry point of the ``revise`` command.
+
+Every subcommand only parses options and calls the Python API. Any :class:`revise.errors.ReviseError`
+becomes a one-line ``error: ...`` on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..errors import ReviseError
+from .bench import bench_app
+from .data import data_app
+from .model import register_model_commands
+from .sim import sim_app
+
+app = typer.Typer(
+    name="revise",
+    help=(
+        "Reason-informed video editing. RVE-Sim makes counterfactual video edits with exact ground truth; "
+        "the RVE-Bench harness runs editors and judges over a benchmark and reports; the unified model "
+        "(internal VLM + flow-matching generator) edits videos and trains with self-reflection."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(sim_app, name="sim")
+app.add_typer(data_app, name="data")
+app.add_typer(bench_app, name="bench")
+register_model_commands(app)
+
+
+@app.command()
+def version() -> None:
+    """Print the package version and git commit."""
+    from .. import __version__
+    from ..provenance import git_commit
+
+    typer.echo(f"revise {__version__} ({git_commit()})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; bad input ends with a one-line message and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except ReviseError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except SystemExit as exc:  # typer/click exits (--help, usage errors)
+        return int(exc.code or 0)
+    except Exception as exc:  # click usage errors surface as ClickException in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Exports for reports and docs: animated GIFs and labelled PNG contact sheets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .frames import resize_frames, sample_frames
+
+
+def save_gif(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0, loop: int = 0) -> Path:
+    """Write an animated GIF (palette per frame, ``loop=0`` repeats forever)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(f) for f in frames]
+    duration_ms = int(round(1000.0 / max(fps, 1e-6)))
+    images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=loop, optimize=False)
+    return path
+
+
+def contact_sheet(
+    rows: Sequence[tuple[str, np.ndarray]],
+    path: str | os.PathLike | None = None,
+    *,
+    k: int = 8,
+    tile: int = 96,
+    label_width: int = 220,
+    gap: int = 2,
+) -> np.ndarray:
+    """A grid: one row per ``(label, frames)`` pair, ``k`` uniformly sampled frames per row.
+
+    Each tile is ``tile`` pixels high (width kept in proportion). Returns the RGB image and, when
+    ``path`` is given, writes it as PNG.
+    """
+    if not rows:
+        raise ValueError("contact_sheet needs at least one row")
+    prepared = []
+    for label, frames in rows:
+        picked = sample_frames(np.asarray(frames), k)
+        h, w = picked.shape[1:3]
+        tile_w = max(1, round(tile * w / h))
+        prepared.append((label, resize_frames(picked, tile, tile_w)))
+    width = label_width + max(len(f) * (f.shape[2] + gap) for _, f in prepared)
+    height = len(prepared) * (tile + gap) + gap
+    sheet = Image.new("RGB", (width, height), (250, 250, 250))
+    draw = ImageDraw.Draw(sheet)
+    for r, (label, frames) in enumerate(prepared):
+        y = gap + r * (tile + gap)
+        _draw_wrapped(draw, label, 4, y + 2, label_width - 8, tile - 4)
+        for c, frame in enumerate(frames):
+            sheet.paste(Image.fromarray(frame), (label_width + c * (frame.shape[1] + gap), y))
+    image = np.asarray(sheet)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        sheet.save(path, format="PNG", optimize=True)
+    return image
+
+
+def _draw_wrapped(draw: ImageDraw.ImageDraw, text: str, x: int, y: int, width: int, height: int) -> None:
+    """Greedy word wrap in the default bitmap font (about 6 px per character, 11 px per line)."""
+    per_line = max(8, width // 6)
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split():
+            if len(line) + len(word) + 1 > per_line and line:
+                lines.append(line)
+                line = word
+            else:
+                line = f"{line} {word}".strip()
+        lines.append(line)
+    for i, line in enumerate(lines[: max(1, height // 11)]):
+        draw.text((x, y + 11 * i), line, fill=(20, 20, 20))
