@@ -1,0 +1,8 @@
+"""Editors: ``edit(source, instruction, context) -> Video``, registered by name (see ``available()``).
+
+Importing this package registers every built-in editor; adding one is one module plus one import line.
+"""
+
+from .base import EDITORS, EditContext, Editor, available, create_editor, register_editor
+
+__all__ = ["EDITORS", "EditContext", "Editor", "available", "create_editor", "register_editor"]
