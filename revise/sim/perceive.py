@@ -5,7 +5,7 @@ light. A pixel's deviation from its own grey level, ``d = p - mean(p)``, is then
 for a part of colour ``C`` covering a fraction ``a`` of the pixel under brightness ``b``: its *direction*
 names the part and its *length* measures coverage, whatever the lighting. Each pixel is given to the
 palette colour whose direction fits best (if it fits well enough), weighted by its length relative to the
-part's fully covered pixels; the weighted centroid and area follow. This is what lets a *predicted*
+part's fully covered pixels; small stray pieces are dropped and the weighted centroid and area follow. This is what lets a *predicted*
 video be scored against the true states.
 """
 
@@ -18,6 +18,21 @@ from .state import Tracks
 
 MIN_STRENGTH = 0.15  # coverage x brightness below which a pixel is ignored
 MAX_RESIDUAL = 0.3   # allowed off-direction share of a pixel's colour deviation
+MIN_BLOB_SHARE = 0.2  # connected pieces lighter than this share of the heaviest one are stray pixels
+
+
+def _main_blobs(weight: np.ndarray) -> np.ndarray:
+    """Drop small connected pieces (colour bleeding at other objects' edges, compression noise)."""
+    import cv2
+
+    count, labels = cv2.connectedComponents((weight > 0).astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return weight
+    sums = np.bincount(labels.ravel(), weights=weight.ravel(), minlength=count)
+    sums[0] = 0.0
+    keep = sums >= MIN_BLOB_SHARE * sums.max()
+    keep[0] = False
+    return np.where(keep[labels], weight, 0.0)
 
 
 def perceive(frames: np.ndarray, palette: dict[str, tuple[int, int, int]], size: tuple[int, int] | None = None,
@@ -68,7 +83,7 @@ def perceive(frames: np.ndarray, palette: dict[str, tuple[int, int, int]], size:
             ref = np.percentile(s, 90)
             weight = np.zeros(h * w)
             weight[sel] = np.clip(s / max(ref, 1e-6), 0.0, 1.0)
-            weight = weight.reshape(h, w)
+            weight = _main_blobs(weight.reshape(h, w))
             area = float(weight.sum())
             out_area[part][i] = area
             if area >= min_area:
