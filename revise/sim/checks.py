@@ -12,6 +12,7 @@ Kinds (``a`` is the clip under test, ``b`` the source):
   "value"`` the right side is ``value`` alone.
 - ``follows``: the clip starts where the source ended (the first position is within a couple of the
   source's own frame-to-frame steps of its last one).
+- ``precedes``: the clip ends where the source starts (the mirror image of ``follows``: what came before).
 - ``reversed``: the part's positions are the source's in reverse order (mean error below ``tol`` px).
 - ``same``: the part's positions match the source's frame by frame (mean error below ``tol`` px).
 
@@ -103,16 +104,19 @@ def evaluate(check: dict, clip: Tracks, source: Tracks) -> tuple[bool, str]:
             return False, f"{part} not tracked"
         mean = float(err.mean())
         return mean <= check.get("tol", 3.0), f"{part} mean error {mean:.2f}px"
-    if kind == "follows":
+    if kind in ("follows", "precedes"):
         src, got = _positions(source, part), _positions(clip, part)
         src_ok = src[np.isfinite(src).all(1)]
         got_ok = got[np.isfinite(got).all(1)]
         if len(src_ok) < 2 or len(got_ok) < 1:
             return False, f"{part} not tracked"
+        if kind == "precedes":  # mirror image of follows: the clip ends where the source starts
+            src_ok, got_ok = src_ok[::-1], got_ok[::-1]
         step = float(np.linalg.norm(np.diff(src_ok[-4:], axis=0), axis=1).max())
         gap = float(np.linalg.norm(got_ok[0] - src_ok[-1]))
         limit = 2.5 * step + check.get("tol", 3.0)
-        return gap <= limit, f"{part} starts {gap:.1f}px from where it was (limit {limit:.1f}px)"
+        where = "starts {:.1f}px from where it was" if kind == "follows" else "ends {:.1f}px from where it is next"
+        return gap <= limit, f"{part} {where.format(gap)} (limit {limit:.1f}px)"
     raise SceneError(f"unknown check kind {kind!r}")
 
 

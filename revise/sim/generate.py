@@ -71,7 +71,8 @@ def render_clip(clip: Clip, size: tuple[int, int], parts: list[str]) -> tuple[np
             objects[part] = record
         images.append(image)
         states.append({"t": wf.t, "objects": objects,
-                       "globals": {"brightness": wf.ambient, "camera": list(wf.camera[:3]), "mirror": wf.camera[3],
+                       "globals": {"brightness": float(image.mean()) / 255.0, "ambient": wf.ambient,
+                                   "camera": list(wf.camera[:3]), "mirror": wf.camera[3],
                                    "lamps": [lamp[3] for lamp in wf.lamps]}})
     if clip.reverse:
         images, states = images[::-1], states[::-1]

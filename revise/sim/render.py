@@ -185,28 +185,45 @@ def _draw_object(canvas: _Canvas, o: ObjectFrame) -> None:
         return
     # Bottom-anchored props: (x, y) is the middle of the base.
     if o.shape == "candle":
-        win = canvas.window(o.x, o.y - o.h / 2, math.hypot(o.w, o.h) / 2 + o.w * 1.5)
+        win = canvas.window(o.x, o.y - o.h / 2, math.hypot(o.w, o.h) / 2 + o.w * 2.2)
         if win:
             sl, X, Y = win
-            canvas.paint(sl, sd_box_local(X, Y, o.x, o.y - o.h / 2, o.w, o.h, 0.5), o.colour, part)
+            canvas.paint(sl, sd_box_local(X, Y, o.x, o.y - o.h / 2, o.w, o.h, min(0.5, o.w * 0.1)), o.colour, part)
+            wick_h = max(1.0, o.w * 0.3)
+            canvas.paint(sl, sd_box_local(X, Y, o.x, o.y - o.h - wick_h / 2, max(0.8, o.w * 0.12), wick_h), "dark", None)
             if a.get("lit", 1) >= 0.5 and a.get("flame_colour"):
-                fy = o.y - o.h - o.w * 0.7
-                flame = sd_ellipse_approx(X, Y, o.x, fy, o.w * 0.35, o.w * 0.7)
-                canvas.paint(sl, flame, a["flame_colour"], f"{o.id}:flame")
+                # A teardrop: a round base over the wick tip and a point licking upwards.
+                rf = o.w * 0.34
+                fy = o.y - o.h - wick_h * 0.6 - rf
+                flame = np.minimum(sd_circle(X, Y, o.x, fy, rf), sd_polygon_local(
+                    X, Y, [(o.x - rf * 0.93, fy - rf * 0.35), (o.x + rf * 0.93, fy - rf * 0.35), (o.x, fy - rf * 2.6)]))
+                canvas.paint(sl, flame, a["flame_colour"], f"{o.id}:flame" if part else None)
         return
     if o.shape == "plant":
         _draw_plant(canvas, o, part)
         return
     if o.shape == "glass":
-        win = canvas.window(o.x, o.y - o.h / 2, math.hypot(o.w, o.h) / 2 + 2)
+        stream = a.get("stream_top")
+        reach = o.h / 2 + 2 + (max(0.0, o.y - o.h - float(stream)) if stream is not None else 0.0)
+        win = canvas.window(o.x, o.y - o.h / 2, math.hypot(o.w / 2, reach) + 2)
         if win:
             sl, X, Y = win
             wall = max(1.2, o.w * 0.08)
             fill = float(np.clip(a.get("fill", 0.0), 0.0, 1.0))
             inner_h = o.h - wall
+            water_h = fill * inner_h
+            water = None
             if fill > 0:
-                water_h = fill * inner_h
-                canvas.paint(sl, sd_box_local(X, Y, o.x, o.y - wall - water_h / 2, o.w - 2 * wall, water_h), o.colour, part)
+                water = sd_box_local(X, Y, o.x, o.y - wall - water_h / 2, o.w - 2 * wall, water_h)
+            if stream is not None and a.get("running", 1) >= 0.5:
+                # Water pouring in from above (a tap): a thin column down to the surface, part of the water.
+                bottom = o.y - wall - water_h
+                top = float(stream)
+                if bottom > top:
+                    column = sd_box_local(X, Y, o.x, (top + bottom) / 2, max(2.4, o.w * 0.15), bottom - top)
+                    water = column if water is None else np.minimum(water, column)
+            if water is not None:
+                canvas.paint(sl, water, o.colour, part)
             outline = np.minimum.reduce([
                 sd_box_local(X, Y, o.x - o.w / 2 + wall / 2, o.y - o.h / 2, wall, o.h),
                 sd_box_local(X, Y, o.x + o.w / 2 - wall / 2, o.y - o.h / 2, wall, o.h),
@@ -221,17 +238,32 @@ def _draw_object(canvas: _Canvas, o: ObjectFrame) -> None:
             canvas.paint(sl, sd_ellipse_approx(X, Y, o.x, o.y - o.h / 2, o.w / 2, o.h / 2), o.colour, part)
         return
     if o.shape == "lamp":
+        # A standing lamp: foot, pole of height h and a shade of width w centred at (x, y - h). The shade
+        # shows its palette colour while lit (``attrs['lit']``, default on) and is plain white when off.
         win = canvas.window(o.x, o.y - o.h / 2, o.h / 2 + o.w)
         if win:
             sl, X, Y = win
-            canvas.paint(sl, sd_box_local(X, Y, o.x, o.y - o.h / 2, max(1.5, o.w * 0.2), o.h), "dark", None)
-            canvas.paint(sl, sd_circle(X, Y, o.x, o.y - o.h, o.w / 2), o.colour, part)
+            pole = np.minimum(sd_box_local(X, Y, o.x, o.y - o.h / 2, max(1.5, o.w * 0.15), o.h),
+                              sd_box_local(X, Y, o.x, o.y - 1.0, o.w * 0.7, 2.0, 0.5))
+            canvas.paint(sl, pole, "dark", None)
+            lit = a.get("lit", 1) >= 0.5
+            sh = o.w * 0.75
+            shade = sd_polygon_local(X, Y, [(o.x - o.w * 0.3, o.y - o.h - sh / 2), (o.x + o.w * 0.3, o.y - o.h - sh / 2),
+                                           (o.x + o.w / 2, o.y - o.h + sh / 2), (o.x - o.w / 2, o.y - o.h + sh / 2)])
+            canvas.paint(sl, shade, o.colour if lit else "white", part if lit else None)
         return
     raise ValueError(f"cannot draw shape {o.shape!r}")
 
 
 def _draw_character(canvas: _Canvas, o: ObjectFrame, part: str | None) -> None:
-    """A body with a head and a face; ``attrs['expression']``: neutral, happy, surprised or sad."""
+    """A body with a head and a face; ``attrs['expression']``: neutral, happy, surprised or sad.
+
+    ``attrs['mouth_colour']`` draws the mouth in a palette colour (with dark lips around it), making it
+    the perceivable part ``<id>:mouth``. The mouths differ in size so an expression is measurable from
+    the mouth's visible area alone (in units of the head radius ``r``): neutral, a flat line (about
+    0.11 r^2); sad, a frown arc (about 0.19 r^2); surprised, a round open "O" (about 0.32 r^2, ~3x
+    neutral); happy, a wide open grin (about 0.68 r^2, ~6x neutral). Surprised eyes are wide open.
+    """
     win = canvas.window(o.x, o.y, math.hypot(o.w, o.h) / 2 + 1)
     if not win:
         return
@@ -245,21 +277,25 @@ def _draw_character(canvas: _Canvas, o: ObjectFrame, part: str | None) -> None:
     canvas.paint(sl, figure, o.colour, part)
     expression = o.attrs.get("expression", "neutral")
     eye_r = r * (0.2 if expression == "surprised" else 0.13)
-    eyes = np.minimum(sd_circle(lx, ly, -0.38 * r, head_y - 0.2 * r, eye_r), sd_circle(lx, ly, 0.38 * r, head_y - 0.2 * r, eye_r))
+    eye_y = head_y - 0.25 * r
+    eyes = np.minimum(sd_circle(lx, ly, -0.38 * r, eye_y, eye_r), sd_circle(lx, ly, 0.38 * r, eye_y, eye_r))
     canvas.paint(sl, eyes, "dark", None)
-    mouth_colour = o.attrs.get("mouth_colour")
-    stroke = max(0.14 * r, 0.9 / canvas.scale)
+    half = max(0.08 * r, 0.5 / canvas.scale)  # half the stroke width of line mouths, at least half a pixel
     if expression == "happy":
-        c = head_y + 0.05 * r
-        mouth = np.maximum(np.abs(np.hypot(lx, ly - c) - 0.5 * r) - stroke, c - ly)
+        top = head_y + 0.16 * r  # a lower half-disc: the flat top is the upper lip of an open grin
+        mouth = np.maximum(sd_circle(lx, ly, 0.0, top, 0.66 * r), top - ly)
     elif expression == "sad":
-        c = head_y + 0.8 * r
-        mouth = np.maximum(np.abs(np.hypot(lx, ly - c) - 0.42 * r) - stroke, ly - c)
+        c = head_y + 0.82 * r  # the upper half of a ring: a frown
+        mouth = np.maximum(np.abs(np.hypot(lx, ly - c) - 0.38 * r) - half, ly - c)
     elif expression == "surprised":
-        mouth = sd_ellipse_approx(lx, ly, 0.0, head_y + 0.45 * r, 0.24 * r, 0.32 * r)
+        mouth = sd_ellipse_approx(lx, ly, 0.0, head_y + 0.48 * r, 0.28 * r, 0.36 * r)
     else:
-        mouth = sd_box_local(lx, ly, 0.0, head_y + 0.45 * r, 0.6 * r, 2 * stroke)
+        mouth = sd_box_local(lx, ly, 0.0, head_y + 0.45 * r, 0.6 * r, 2.4 * half)
+    mouth_colour = o.attrs.get("mouth_colour")
     if mouth_colour:
+        # Dark lips around a coloured mouth: its edges then blend into grey, not into the face colour, so the
+        # mouth keeps its hue (and perceived size) through chroma-subsampled video.
+        canvas.paint(sl, mouth - max(0.1 * r, 1.0 / canvas.scale), "dark", None)
         canvas.paint(sl, mouth, mouth_colour, f"{o.id}:mouth" if part else None)
     else:
         canvas.paint(sl, mouth, "dark", None)

@@ -25,7 +25,8 @@ FORMAT = "rve-sim-state/1"
 @dataclass
 class Tracks:
     """Per-part arrays over frames: ``present`` (bool), ``x``, ``y`` (pixels), ``area`` (pixels²),
-    and ``brightness`` per frame. Missing parts are absent (x, y = NaN, area 0)."""
+    and ``brightness`` per frame (the frame's mean grey level / 255, as perception measures it).
+    Missing parts are absent (x, y = NaN, area 0)."""
 
     present: dict[str, np.ndarray]
     x: dict[str, np.ndarray]
@@ -88,17 +89,23 @@ def tracks_from_json(frames: list[dict], parts: list[str]) -> Tracks:
     return Tracks(present, xs, ys, areas, brightness, attrs)
 
 
-def load_state(path: str | os.PathLike) -> SimState:
-    """Read and check a state file; raises :class:`SceneError` naming the file on any problem."""
+def read_state_json(path: str | os.PathLike) -> dict:
+    """A state file as a plain dict; :class:`SceneError` naming the file if it is missing or not one."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SceneError(f"{path}: state file missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SceneError(f"{path}: not a state file ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise SceneError(f"{path}: not a {FORMAT} state file")
+    return data
+
+
+def load_state(path: str | os.PathLike) -> SimState:
+    """Read and check a state file; raises :class:`SceneError` naming the file on any problem."""
+    data = read_state_json(path)
     try:
         palette = {k: tuple(v) for k, v in data["palette"].items()}
         parts = sorted(palette)

@@ -88,10 +88,12 @@ class Scenario:
     def build(self, rng: np.random.Generator, ctx: BuildContext) -> Episode:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def phrase(self, rng: np.random.Generator, **fields) -> tuple[str, int]:
-        """One of the paraphrase templates, filled in; returns (text, template index)."""
-        index = int(rng.integers(len(self.templates)))
-        return self.templates[index].format(**fields), index
+    def phrase(self, rng: np.random.Generator, templates: tuple[str, ...] | None = None, **fields) -> tuple[str, int]:
+        """One of the paraphrase templates (``templates``, default all of the family's), filled in;
+        returns (text, index of the template in ``self.templates``)."""
+        choices = self.templates if templates is None else templates
+        text = choices[int(rng.integers(len(choices)))]
+        return text.format(**fields), self.templates.index(text)
 
 
 SCENARIOS: Registry[Scenario] = Registry("scenario")
@@ -146,6 +148,12 @@ def box(body_id: str, colour: str, x: float, y: float, w: float = 10.0, h: float
         material: str = "wood", dynamic: bool = True) -> Body:
     return Body(body_id, "box", colour, (w, h), (x, y), (vx, 0.0), material=copy.deepcopy(MATERIALS[material]),
                 dynamic=dynamic)
+
+
+def a_colour(colour: str, capital: bool = False) -> str:
+    """The colour word with its indefinite article: 'a red', 'an orange' ('An orange' with ``capital``)."""
+    article = "an" if colour[0] in "aeiou" else "a"
+    return f"{article.capitalize() if capital else article} {colour}"
 
 
 def q(value: float, step: float) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..scene import Scene
-from .base import BuildContext, Clip, Episode, Scenario, ball, box, pick_colours, q, register_scenario, room, \
+from .base import a_colour, BuildContext, Clip, Episode, Scenario, ball, box, pick_colours, q, register_scenario, room, \
     shelf_with_prop, variant
 
 FLOOR = 104.0
@@ -27,6 +27,7 @@ class RemoveStriker(Scenario):
         "Imagine nobody had given the {a} ball a push.",
         "Show what happens if the {a} ball is left alone instead of being rolled.",
     )
+    templates = templates_absent + templates_still
 
     def build(self, rng: np.random.Generator, ctx: BuildContext) -> Episode:
         ca, cb, cp = pick_colours(rng, 3)
@@ -42,17 +43,16 @@ class RemoveStriker(Scenario):
                       statics=room() + [shelf], damping=0.8)
         mode = "absent" if rng.random() < 0.5 else "still"
         target = variant(scene)
-        self.templates = self.templates_absent if mode == "absent" else self.templates_still
-        instruction, template = self.phrase(rng, a=ca)
+        instruction, template = self.phrase(rng, self.templates_absent if mode == "absent" else self.templates_still, a=ca)
         if mode == "absent":
             target.bodies = [b for b in target.bodies if b.id != "ball_a"]
             answer = f"Without the {ca} ball nothing hits the {cb} ball, so the {cb} ball stays where it is; the {ca} ball is gone."
-            caption = f"A {cb} ball rests on the floor the whole time; the {cp} {prop.shape} stays on the shelf."
+            caption = f"{a_colour(cb, True)} ball rests on the floor the whole time; the {cp} {prop.shape} stays on the shelf."
             checks = [{"kind": "absent", "part": "ball_a"}]
         else:
             target.body("ball_a").velocity = (0.0, 0.0)
             answer = f"The {ca} ball stays where it was and never reaches the {cb} ball, which therefore stays at rest too."
-            caption = f"A {ca} ball and a {cb} ball rest on the floor without moving; the {cp} {prop.shape} stays on the shelf."
+            caption = f"{a_colour(ca, True)} ball and {a_colour(cb)} ball rest on the floor without moving; the {cp} {prop.shape} stays on the shelf."
             checks = [{"kind": "present", "part": "ball_a"},
                       {"kind": "compare", "stat": "path_length", "part": "ball_a", "op": "<", "against": "value", "value": 4.0}]
         checks.append({"kind": "compare", "stat": "path_length", "part": "ball_b", "op": "<", "against": "value", "value": 4.0})
@@ -96,7 +96,7 @@ class HarderPush(Scenario):
         instruction, template = self.phrase(rng, a=ca)
         answer = (f"Pushed harder, the {ca} ball rolls much farther and faster; it reaches the {cb} ball and knocks it "
                   f"along, where before it stopped short of it.")
-        caption = (f"A {ca} ball rolls fast across the floor, hits a {cb} ball and sends it rolling; "
+        caption = (f"{a_colour(ca, True)} ball rolls fast across the floor, hits {a_colour(cb)} ball and sends it rolling; "
                    f"the {cp} {prop.shape} stays on the shelf.")
         checks = [{"kind": "compare", "stat": "path_length", "part": "ball_a", "op": ">", "factor": 1.4},
                   {"kind": "compare", "stat": "path_length", "part": "ball_b", "op": ">", "offset": 5.0},
@@ -115,9 +115,9 @@ class AddObstacle(Scenario):
     name = "causal_add_obstacle"
     subset, dimension = "rave", "causal"
     templates = (
-        "What if a {c} crate had been standing in the {a} ball's way?",
+        "What if {ac} crate had been standing in the {a} ball's way?",
         "Imagine someone had left a heavy {c} crate in the path of the {a} ball.",
-        "Suppose the {a} ball's path had been blocked by a {c} crate.",
+        "Suppose the {a} ball's path had been blocked by {ac} crate.",
     )
 
     def build(self, rng: np.random.Generator, ctx: BuildContext) -> Episode:
@@ -136,10 +136,10 @@ class AddObstacle(Scenario):
         target = variant(scene)
         crate = box("crate", cc, xc, FLOOR - size / 2, size, size, material="steel")
         target.bodies.insert(1, crate)
-        instruction, template = self.phrase(rng, a=ca, c=cc)
+        instruction, template = self.phrase(rng, a=ca, c=cc, ac=a_colour(cc))
         answer = (f"The {ca} ball rolls into the {cc} crate, bounces back off it and ends up behind it instead of "
                   f"rolling on across the room; the heavy crate barely moves.")
-        caption = f"A {ca} ball rolls into a {cc} crate standing on the floor and bounces back; the {cp} {prop.shape} stays on the shelf."
+        caption = f"{a_colour(ca, True)} ball rolls into {a_colour(cc)} crate standing on the floor and bounces back; the {cp} {prop.shape} stays on the shelf."
         checks = [{"kind": "present", "part": "crate"},
                   {"kind": "compare", "stat": "abs_net_dx", "part": "ball_a", "op": "<", "factor": 0.7},
                   {"kind": "same", "part": "prop", "tol": 1.5}]
