@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -13,12 +13,24 @@ from .frames import resize_frames, sample_frames
 
 
 def save_gif(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0, loop: int = 0) -> Path:
-    """Write an animated GIF (palette per frame, ``loop=0`` repeats forever)."""
+    """Write ``(T, H, W, 3)`` uint8 frames as an animated GIF; ``loop=0`` repeats forever.
+
+    GIF stores each frame's delay in hundredths of a second, so the rate is approximate (8 fps is
+    stored as 120 ms per frame). Each frame gets its own 256-colour palette.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise ValueError(f"save_gif needs (T, H, W, 3) frames with T >= 1, got {frames.shape}")
+    if frames.dtype != np.uint8:
+        raise ValueError(f"save_gif needs uint8 frames, got {frames.dtype} (convert with to_uint8)")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     images = [Image.fromarray(f) for f in frames]
-    duration_ms = int(round(1000.0 / max(fps, 1e-6)))
-    images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=loop, optimize=False)
+    duration_ms = int(round(1000.0 / fps))
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=loop,
+                   optimize=False)
     return path
 
 
@@ -40,7 +52,11 @@ def contact_sheet(
         raise ValueError("contact_sheet needs at least one row")
     prepared = []
     for label, frames in rows:
-        picked = sample_frames(np.asarray(frames), k)
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0 or frames.dtype != np.uint8:
+            raise ValueError(f"contact_sheet row {label!r}: need uint8 (T, H, W, 3) frames with T >= 1, "
+                             f"got {frames.dtype} {frames.shape}")
+        picked = sample_frames(frames, k)
         h, w = picked.shape[1:3]
         tile_w = max(1, round(tile * w / h))
         prepared.append((label, resize_frames(picked, tile, tile_w)))

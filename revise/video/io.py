@@ -4,13 +4,25 @@ Frames are ``uint8`` arrays shaped ``(T, H, W, 3)`` in RGB order. Videos are wri
 ``yuv420p`` with ``+faststart`` so every browser plays them.
 
 Odd sizes: ``yuv420p`` needs an even width and height. ``write_video(odd="pad")`` (the default)
-pads the last row/column by repeating it, so a 127x127 clip is stored as 128x128;
+pads the last row/column by repeating it, so a 127x127 clip is stored (and read back) as 128x128;
 ``odd="refuse"`` raises :class:`~revise.errors.VideoError` instead. Reading never changes sizes.
+
+Every failure on a bad file raises :class:`~revise.errors.VideoError` with a one-line message that
+starts with the file's path and then says what is wrong: ``missing``, ``not a video``, ``corrupt``,
+``truncated``, ``zero frames`` or ``too large``. (An audio file whose only picture is its cover art
+is not a video, although FFmpeg lists the picture as a video stream.)
+
+Truncation is detected three ways, because FFmpeg itself decodes whatever is left of a chopped file
+without complaint: an MP4/MOV whose top-level box runs past the end of the file, fewer decoded frames
+than the container's index declares, or (for containers that declare no frame count, e.g. Matroska)
+decoded frames that stop well short of the declared duration.
 """
 
 from __future__ import annotations
 
 import os
+import struct
+import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -19,18 +31,42 @@ import numpy as np
 
 from ..errors import VideoError
 
+DEFAULT_FPS = 8.0  # used when a container declares no frame rate at all
+
 
 @dataclass(frozen=True)
 class VideoLimits:
-    """Upper bounds that protect a run from a huge or hostile file (configurable per call)."""
+    """Upper bounds that protect a run from a huge or hostile file (configurable per call).
+
+    ``max_frames``: decoded frames; ``max_pixels``: width x height of one frame; ``max_total_pixels``:
+    frames x width x height, i.e. the decoded array's size / 3 (the default, 2**30, is 3 GiB of RGB);
+    ``max_bytes``: the file's size on disk.
+    """
 
     max_frames: int = 4096
     max_pixels: int = 4096 * 2304  # per frame: 4K UHD
+    max_total_pixels: int = 1 << 30
     max_bytes: int = 4 << 30
 
+    def __post_init__(self) -> None:
+        for name in ("max_frames", "max_pixels", "max_total_pixels", "max_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"VideoLimits.{name} must be a positive integer, got {value!r}")
+
     def check_size(self, path, width: int, height: int) -> None:
+        """Refuse a frame size over ``max_pixels``."""
         if width * height > self.max_pixels:
-            raise VideoError(path, f"too large: {width}x{height} exceeds the limit of {self.max_pixels} pixels per frame")
+            raise VideoError(path, f"too large: {width}x{height} exceeds the limit of {self.max_pixels} pixels "
+                                   f"per frame")
+
+    def check_frames(self, path, num_frames: int, width: int, height: int) -> None:
+        """Refuse a clip over ``max_frames`` frames or ``max_total_pixels`` pixels in all."""
+        if num_frames > self.max_frames:
+            raise VideoError(path, f"too large: {num_frames} frames exceeds the limit of {self.max_frames}")
+        if num_frames * width * height > self.max_total_pixels:
+            raise VideoError(path, f"too large: {num_frames} frames of {width}x{height} exceed the limit of "
+                                   f"{self.max_total_pixels} pixels in all")
 
 
 DEFAULT_LIMITS = VideoLimits()
@@ -72,28 +108,94 @@ class VideoInfo:
     codec: str
 
 
-def _open(path: Path):
+def _short(exc: BaseException) -> str:
+    """An exception as one short line; for FFmpeg errors just the reason (not the errno or path)."""
+    text = " ".join(str(getattr(exc, "strerror", None) or exc).split())
+    return (text or type(exc).__name__)[:200]
+
+
+_MP4_BRANDS = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide")
+_SIGNATURES = ((0, b"\x1a\x45\xdf\xa3"), (0, b"RIFF"), (0, b"OggS"), (0, b"FLV"), (0, b"\x00\x00\x01\xba"))
+
+
+def _head(path: Path, size: int = 16) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(size)
+
+
+def _looks_like_video(head: bytes) -> bool:
+    """A known container signature (MP4/MOV, Matroska/WebM, AVI, Ogg, FLV, MPEG-PS) at the file start."""
+    return head[4:8] in _MP4_BRANDS or any(head[at:at + len(sig)] == sig for at, sig in _SIGNATURES)
+
+
+def _mp4_overrun(path: Path, file_size: int) -> str | None:
+    """For an MP4/MOV file: a description of the top-level box that runs past the end, else ``None``."""
+    offset = 0
+    with open(path, "rb") as f:
+        while offset + 8 <= file_size:
+            f.seek(offset)
+            header = f.read(16)
+            size, kind = struct.unpack(">I4s", header[:8])
+            if size == 1:
+                if len(header) < 16:
+                    return None
+                size = struct.unpack(">Q", header[8:16])[0]
+            elif size == 0:  # "to the end of the file"
+                return None
+            if size < 8:
+                return None  # not a box structure we understand: let FFmpeg judge
+            if offset + size > file_size:
+                name = kind.decode("latin-1")
+                return f"its '{name}' box needs {offset + size} bytes but the file has {file_size}"
+            offset += size
+    return None
+
+
+def _open(path: Path, limits: VideoLimits | None = None):
+    """Open ``path`` for reading after the cheap checks; returns a container with a video stream."""
     import av
 
     if not path.exists():
         raise VideoError(path, "missing: no such file")
     if path.is_dir():
         raise VideoError(path, "not a video: it is a directory")
-    if path.stat().st_size == 0:
+    if not path.is_file():
+        raise VideoError(path, "not a video: not a regular file")
+    size = path.stat().st_size
+    if size == 0:
         raise VideoError(path, "not a video: the file is empty")
+    if limits is not None and size > limits.max_bytes:
+        raise VideoError(path, f"too large: {size} bytes exceeds the limit of {limits.max_bytes}")
+    try:
+        head = _head(path)
+        overrun = _mp4_overrun(path, size) if head[4:8] in _MP4_BRANDS else None
+    except OSError as exc:
+        raise VideoError(path, f"cannot read: {_short(exc)}") from None
+    if overrun:
+        raise VideoError(path, f"truncated: {overrun}")
     try:
         container = av.open(str(path), mode="r")
-    except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise VideoError(path, f"not a video or corrupt: {_short(exc)}") from None
-    if not container.streams.video:
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
+        kind = "corrupt" if _looks_like_video(head) else "not a video"
+        raise VideoError(path, f"{kind}: FFmpeg cannot open it ({_short(exc)})") from None
+    if _video_stream(container) is None:
+        kinds = sorted({"cover picture" if _is_cover(s) else s.type for s in container.streams})
         container.close()
-        raise VideoError(path, "not a video: it has no video stream")
+        detail = f"only {' and '.join(kinds)}" if kinds else "no stream at all"
+        raise VideoError(path, f"not a video: it has no video stream ({detail})")
     return container
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+def _is_cover(stream) -> bool:
+    """A still picture attached to an audio file (album art), which FFmpeg lists as a video stream."""
+    import av
+
+    return stream.type == "video" and bool(stream.disposition & av.stream.Disposition.attached_pic)
+
+
+def _video_stream(container):
+    """The first real video stream (not a cover picture), or ``None``."""
+    return next((s for s in container.streams.video if not _is_cover(s)), None)
 
 
 def _stream_fps(stream) -> float:
@@ -102,13 +204,19 @@ def _stream_fps(stream) -> float:
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
-    """Container metadata (frame count, fps, size, codec) without decoding."""
+    """Container metadata (frame count, fps, size, codec) without decoding.
+
+    Raises :class:`VideoError` for a missing file, a file that is not a video, a video without a
+    video stream, and an MP4 cut short; a file that opens but fails to decode is only caught by
+    :func:`read_video`.
+    """
     path = Path(path)
     container = _open(path)
     try:
-        stream = container.streams.video[0]
+        stream = _video_stream(container)
         ctx = stream.codec_context
-        return VideoInfo(str(path), int(stream.frames or 0), _stream_fps(stream), int(ctx.width), int(ctx.height), ctx.name)
+        return VideoInfo(str(path), int(stream.frames or 0), _stream_fps(stream), int(ctx.width), int(ctx.height),
+                         ctx.name)
     finally:
         container.close()
 
@@ -116,52 +224,108 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 def read_video(path: str | os.PathLike, *, limits: VideoLimits = DEFAULT_LIMITS) -> Video:
     """Decode every frame of ``path`` to RGB uint8 ``(T, H, W, 3)``.
 
-    Raises :class:`VideoError` naming the file when it is missing, not a video, corrupt, truncated
-    (fewer frames decode than the container declares), has zero frames, or exceeds ``limits``.
+    Raises :class:`VideoError` naming the file when it is missing, not a video, corrupt, truncated,
+    has zero frames, or exceeds ``limits``. A container that declares no frame rate reads as
+    ``DEFAULT_FPS`` (8).
     """
     import av
+    from av.video.reformatter import VideoReformatter
 
     path = Path(path)
-    if path.exists() and path.is_file() and path.stat().st_size > limits.max_bytes:
-        raise VideoError(path, f"too large: {path.stat().st_size} bytes exceeds the limit of {limits.max_bytes}")
-    container = _open(path)
+    container = _open(path, limits)
     try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream = _video_stream(container)
         ctx = stream.codec_context
-        limits.check_size(path, int(ctx.width), int(ctx.height))
+        width, height = int(ctx.width), int(ctx.height)
+        stream.thread_type = _decode_threads(width, height)
+        limits.check_size(path, width, height)
         declared = int(stream.frames or 0)
-        if declared > limits.max_frames:
-            raise VideoError(path, f"too large: {declared} frames exceeds the limit of {limits.max_frames}")
-        frames: list[np.ndarray] = []
+        limits.check_frames(path, declared, width, height)
+        fps = _stream_fps(stream)
+        buffer = np.empty((declared, height, width, 3), np.uint8) if declared and width and height else None
+        chunks: list[np.ndarray] = []
+        # One converter for the whole clip: frame.to_ndarray(format=...) builds a fresh swscale
+        # context for every frame, which made the YUV->RGB step 4-6x slower.
+        reformatter = VideoReformatter()
+        count = 0
+        last_end = None
         try:
             for frame in container.decode(stream):
-                if len(frames) >= limits.max_frames:
-                    raise VideoError(path, f"too large: more than {limits.max_frames} frames")
-                limits.check_size(path, frame.width, frame.height)
-                frames.append(frame.to_ndarray(format="rgb24"))
+                if (frame.width, frame.height) != (width, height):
+                    if count:
+                        raise VideoError(path, f"corrupt: the frame size changes from {width}x{height} to "
+                                               f"{frame.width}x{frame.height} at frame {count}")
+                    width, height = frame.width, frame.height  # the codec context guessed wrong
+                    limits.check_size(path, width, height)
+                    buffer = np.empty((declared, height, width, 3), np.uint8) if declared else None
+                limits.check_frames(path, count + 1, width, height)
+                rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
+                if buffer is not None and count < len(buffer):
+                    buffer[count] = rgb
+                else:
+                    chunks.append(rgb)
+                count += 1
+                if frame.time is not None:
+                    last_end = frame.time + _frame_seconds(frame, fps)
         except av.error.FFmpegError as exc:
-            raise VideoError(path, f"corrupt: decoding failed after {len(frames)} frame(s): {_short(exc)}") from None
-        fps = _stream_fps(stream)
+            raise VideoError(path, f"corrupt: decoding failed after {count} frame(s): {_short(exc)}") from None
+        expected_end = _declared_end(container, stream) if not declared else None
     finally:
         container.close()
-    if not frames:
+    if count == 0:
         raise VideoError(path, "zero frames: the video stream holds no decodable frame")
-    if declared and len(frames) < declared:
-        raise VideoError(path, f"truncated: decoded {len(frames)} of the {declared} frames the container declares")
-    if len({f.shape for f in frames}) != 1:
-        raise VideoError(path, "corrupt: the frame size changes within the stream")
-    return Video(np.stack(frames), fps if fps > 0 else 8.0)
+    if declared and count < declared:
+        raise VideoError(path, f"truncated: decoded {count} of the {declared} frames the container declares")
+    if expected_end is not None and last_end is not None and fps > 0 and last_end < expected_end - 1.5 / fps:
+        raise VideoError(path, f"truncated: frames stop at {last_end:.2f}s of the {expected_end:.2f}s the "
+                               f"container declares")
+    if buffer is None:
+        frames = np.stack(chunks)
+    elif chunks:
+        frames = np.concatenate([buffer, np.stack(chunks)])
+    else:
+        frames = buffer
+    return Video(frames, fps if fps > 0 else DEFAULT_FPS)
+
+
+def _decode_threads(width: int, height: int) -> str:
+    """FFmpeg frame threads only for big frames on a machine with cores to spare.
+
+    On 2 busy cores, frame threads were no faster than one thread at any size tried (128x128 to
+    1280x720) and sometimes twice as slow (thread start-up, the frame pipeline's delay), while the
+    RGB conversion in this thread needs a core anyway. H.264 from x264 has one slice per frame, so
+    slice threads do nothing.
+    """
+    return "AUTO" if width * height >= 640 * 480 and (os.cpu_count() or 1) >= 4 else "NONE"
+
+
+def _frame_seconds(frame, fps: float) -> float:
+    """How long ``frame`` is shown: its own duration when the container gives one, else 1 / fps."""
+    duration, time_base = getattr(frame, "duration", None), frame.time_base
+    if duration and time_base is not None:
+        return float(duration * time_base)
+    return 1.0 / fps if fps > 0 else 0.0
+
+
+def _declared_end(container, stream) -> float | None:
+    """When the stream's end time is declared (only trusted for single-stream files), in seconds."""
+    if stream.duration is not None and stream.time_base is not None:
+        start = stream.start_time or 0
+        return float((start + stream.duration) * stream.time_base)
+    if len(container.streams) == 1 and container.duration:
+        start = container.start_time or 0
+        return (start + container.duration) / 1_000_000
+    return None
 
 
 def _as_frames(frames, path) -> np.ndarray:
     arr = np.asarray(frames)
     if arr.ndim != 4 or arr.shape[-1] != 3:
         raise VideoError(path, f"cannot write: frames must be shaped (T, H, W, 3), got {tuple(arr.shape)}")
-    if arr.shape[0] == 0:
-        raise VideoError(path, "cannot write: zero frames")
+    if arr.shape[0] == 0 or arr.shape[1] == 0 or arr.shape[2] == 0:
+        raise VideoError(path, f"cannot write: no pixels in frames shaped {tuple(arr.shape)}")
     if arr.dtype != np.uint8:
-        if np.issubdtype(arr.dtype, np.floating):
+        if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
             raise VideoError(path, f"cannot write: frames must be uint8, got {arr.dtype} (scale floats with to_uint8)")
         arr = np.clip(arr, 0, 255).astype(np.uint8)
     return arr
@@ -187,39 +351,51 @@ def write_video(
 ) -> Path:
     """Write frames as an H.264/yuv420p mp4 that browsers play; returns the path.
 
-    The file is written to a temporary name and renamed, so a reader never sees half a video.
-    ``odd="pad"`` pads odd sizes to even, ``odd="refuse"`` raises :class:`VideoError`.
+    ``frames`` is ``(T, H, W, 3)`` uint8 RGB (other integer types are clipped to 0..255; floats are
+    refused: convert them with :func:`~revise.video.to_uint8`). ``fps`` may be fractional (29.97).
+    The file is written to a temporary name in the same folder and renamed, so a reader never sees
+    half a video. ``odd="pad"`` pads odd sizes to even, ``odd="refuse"`` raises :class:`VideoError`.
     """
     import av
 
+    if odd not in ("pad", "refuse"):
+        raise ValueError(f"odd must be 'pad' or 'refuse', not {odd!r}")
+    if not 0 <= int(crf) <= 51:
+        raise ValueError(f"crf must be within 0..51 (lower is better), not {crf!r}")
     path = Path(path)
     arr = _as_frames(frames, path)
     _, h, w, _ = arr.shape
     if (h % 2 or w % 2) and odd == "refuse":
-        raise VideoError(path, f"odd size {w}x{h}: H.264 yuv420p needs even sizes (use odd='pad')")
-    if odd not in ("pad", "refuse"):
-        raise ValueError(f"odd must be 'pad' or 'refuse', not {odd!r}")
-    arr = pad_to_even(arr)
+        raise VideoError(path, f"cannot write: odd size {w}x{h}; H.264 yuv420p needs even sizes (use odd='pad')")
+    if not np.isfinite(fps) or fps <= 0:
+        raise VideoError(path, f"cannot write: fps must be a positive number, got {fps}")
+    arr = np.ascontiguousarray(pad_to_even(arr))
     _, h, w, _ = arr.shape
-    if fps <= 0:
-        raise VideoError(path, f"cannot write: fps must be positive, got {fps}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.mp4")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.mp4", dir=path.parent)
+    except OSError as exc:
+        raise VideoError(path, f"cannot write: {_short(exc)}") from None
+    os.close(handle)
+    tmp = Path(tmp_name)
     rate = Fraction(fps).limit_denominator(1001)
     try:
         with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
             stream = container.add_stream("libx264", rate=rate)
             stream.width, stream.height = w, h
             stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(crf), "preset": preset}
+            stream.options = {"crf": str(int(crf)), "preset": preset}
+            # x264 frame threads, as the ffmpeg CLI uses (PyAV would pick slice threads).
+            stream.codec_context.thread_type = "AUTO"
             for frame_rgb in arr:
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_rgb), format="rgb24")
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
+                frame = av.VideoFrame.from_ndarray(frame_rgb, format="rgb24")
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
         os.replace(tmp, path)
-    except av.error.FFmpegError as exc:
+    except (av.error.FFmpegError, OSError) as exc:
         tmp.unlink(missing_ok=True)
         raise VideoError(path, f"cannot write: {_short(exc)}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
