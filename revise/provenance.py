@@ -55,10 +55,11 @@ def base_provenance() -> dict:
         "platform": platform.platform(),
         "numpy": numpy.__version__,
     }
-    try:
-        import torch
+    from importlib.metadata import PackageNotFoundError, version
 
-        info["torch"] = torch.__version__
-    except ImportError:  # torch is a dependency; keep provenance usable without it
-        pass
+    for dist in ("torch", "av", "pymunk"):
+        try:  # the installed version, without importing the (slow to import) package
+            info[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
     return info

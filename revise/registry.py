@@ -28,13 +28,16 @@ class Registry(Generic[T]):
     def available(self) -> list[str]:
         return sorted(self._factories)
 
-    def create(self, name: str, **kwargs) -> T:
+    def factory(self, name: str) -> Callable[..., T]:
+        """The registered factory (e.g. to inspect the options it takes); RegistryError if unknown."""
         try:
-            factory = self._factories[name]
+            return self._factories[name]
         except KeyError:
             known = ", ".join(self.available()) or "none"
             raise RegistryError(f"unknown {self.kind} {name!r}; available: {known}") from None
-        return factory(**kwargs)
+
+    def create(self, name: str, **kwargs) -> T:
+        return self.factory(name)(**kwargs)
 
     def __contains__(self, name: str) -> bool:
         return name in self._factories

@@ -7,6 +7,7 @@ becomes a one-line ``error: ...`` on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -31,6 +32,31 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
 register_model_commands(app)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for the runs, reports and leaderboard."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the editors (the shuffle pick) and the bootstrap."),
+) -> None:
+    """The main job, offline: rve-sim-mini, the copy/shuffle/oracle baselines, the gt judge, HTML reports."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..bench import read_leaderboard
+    from ..demo import run_demo
+
+    result = run_demo(out, seed=seed)
+    console = Console()
+    table = Table(title=f"Leaderboard ({result.leaderboard})")
+    for column in ("editor", "judge", "n", "overall", "rave_overall", "icvg_overall", "accuracy"):
+        table.add_column(column, justify="left" if column in ("editor", "judge") else "right")
+    for row in read_leaderboard(result.leaderboard):
+        table.add_row(*(str(row.get(c, "")) for c in ("editor", "judge", "n", "overall", "rave_overall", "icvg_overall",
+                                                         "accuracy")))
+    console.print(table)
+    for name, report in result.reports.items():
+        console.print(f"report ({name}): {report}")
 
 
 @app.command()

@@ -5,5 +5,8 @@ line below.
 """
 
 from .base import JUDGES, SCORE_KEYS, Judge, JudgeInput, JudgeResult, available, create_judge, register_judge
+from . import openai_judge  # noqa: F401
+from . import metrics_judge  # noqa: F401
+from . import gt  # noqa: F401
 
 __all__ = ["JUDGES", "SCORE_KEYS", "Judge", "JudgeInput", "JudgeResult", "available", "create_judge", "register_judge"]
