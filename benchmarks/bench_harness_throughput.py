@@ -2,10 +2,12 @@
 
 Runs ``run_bench`` (editor -> judges -> fsynced results.jsonl -> summary) into a temporary folder for
 each ``--workers`` value and reports samples/s, the mean seconds per sample, per judge, and the
-harness's own share (decode + edit + mp4 write + row write: sample time minus judge time).
+harness's own share (decode + edit + mp4 write + row write: sample time minus judge time) and the share
+of sample time spent decoding video.
 
     .venv/bin/python benchmarks/bench_harness_throughput.py                         # rve-sim-mini, copy, gt
     .venv/bin/python benchmarks/bench_harness_throughput.py --judge gt,metrics --workers 1,2
+    .venv/bin/python benchmarks/bench_harness_throughput.py --sim-per-dimension 25 --judge gt,metrics  # 200 samples
     .venv/bin/python benchmarks/bench_harness_throughput.py --tiny --judge bt-diff  # no RVE-Sim needed
 
 ``--tiny`` builds a small synthetic benchmark with ``tests/benchtools.py`` (which also registers its
@@ -37,10 +39,25 @@ def load_benchtools():
 
 def measure(bench, out: Path, *, editor: str, judges: list[str], workers: int, limit: int | None) -> dict:
     from revise.bench import load_results, run_bench
+    from revise.bench import runner
 
+    decoding = [0.0]
+    read_video = runner.read_video
+
+    def timed_read(*args, **kwargs):  # every video the harness decodes (sources, targets, predictions)
+        t0 = time.perf_counter()
+        try:
+            return read_video(*args, **kwargs)
+        finally:
+            decoding[0] += time.perf_counter() - t0
+
+    runner.read_video = timed_read
     started = time.perf_counter()
-    result = run_bench(bench, out, editor=editor, judges=judges, workers=workers, limit=limit, progress=False,
-                       report=False)
+    try:
+        result = run_bench(bench, out, editor=editor, judges=judges, workers=workers, limit=limit, progress=False,
+                           report=False)
+    finally:
+        runner.read_video = read_video
     wall = time.perf_counter() - started
     rows = load_results(result.results_path)
     per_judge = {j: sum((r["judges"].get(j) or {}).get("seconds", 0.0) for r in rows) / max(1, len(rows))
@@ -48,7 +65,8 @@ def measure(bench, out: Path, *, editor: str, judges: list[str], workers: int, l
     per_sample = sum(r["seconds"] for r in rows) / max(1, len(rows))
     return {"workers": workers, "n": len(rows), "failed": result.n_failed, "wall": wall,
             "rate": len(rows) / wall if wall else float("inf"), "per_sample": per_sample, "per_judge": per_judge,
-            "harness": per_sample - sum(per_judge.values()), "overall": result.summary.get("overall")}
+            "harness": per_sample - sum(per_judge.values()), "overall": result.summary.get("overall"),
+            "decode_share": decoding[0] / max(1e-9, sum(r["seconds"] for r in rows))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench", default="rve-sim-mini", help="manifest path or rve-sim-mini[:SEED]")
     parser.add_argument("--tiny", action="store_true", help="use a synthetic tests/benchtools benchmark instead")
     parser.add_argument("--per-dimension", type=int, default=4, help="--tiny: samples per dimension")
+    parser.add_argument("--sim-per-dimension", type=int, default=0,
+                        help="generate an RVE-Sim test bench of N per dimension (25 -> 200 samples) instead of --bench")
     parser.add_argument("--editor", default="copy")
     parser.add_argument("--judge", default="gt", help="comma-separated judge names")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts to try")
@@ -76,18 +96,22 @@ def run(args, judges: list[str]) -> int:
         bench = args.bench
         if args.tiny:
             bench = load_benchtools().make_bench(Path(tmp) / "bench", per_dimension=args.per_dimension)
+        elif args.sim_per_dimension:
+            from revise.sim import generate_dataset
+
+            bench = generate_dataset(Path(tmp) / "sim", per_dimension=args.sim_per_dimension, seed=0)
         # warm-up: imports (torch via provenance), judge and codec initialisation stay out of the numbers
         measure(bench, Path(tmp) / "warm-up", editor=args.editor, judges=judges, workers=1, limit=1)
         results = [measure(bench, Path(tmp) / f"out-w{w}", editor=args.editor, judges=judges, workers=int(w),
                            limit=args.limit) for w in args.workers.split(",")]
-    print(f"bench {bench if not args.tiny else 'tiny'}, editor {args.editor}, judges {', '.join(judges)}")
+    print(f"bench {'tiny' if args.tiny else (f'RVE-Sim {args.sim_per_dimension}/dimension' if args.sim_per_dimension else bench)}, editor {args.editor}, judges {', '.join(judges)}")
     print(f"{'workers':>7} {'n':>5} {'failed':>6} {'wall s':>8} {'samples/s':>10} {'s/sample':>9} "
-          f"{'harness s':>10}  per judge s")
+          f"{'harness s':>10} {'decode':>7}  per judge s")
     slow = False
     for r in results:
         judges_text = ", ".join(f"{j} {s:.4f}" for j, s in r["per_judge"].items())
         print(f"{r['workers']:>7} {r['n']:>5} {r['failed']:>6} {r['wall']:>8.2f} {r['rate']:>10.2f} "
-              f"{r['per_sample']:>9.4f} {r['harness']:>10.4f}  {judges_text}")
+              f"{r['per_sample']:>9.4f} {r['harness']:>10.4f} {r['decode_share']:>7.0%}  {judges_text}")
         slow |= r["rate"] < args.min_rate
     return 1 if slow else 0
 

@@ -9,7 +9,8 @@ perceived from an edited video (the ``gt`` judge: the edit is right).
 Kinds (``a`` is the clip under test, ``b`` the source):
 - ``absent`` / ``present``: the part is seen in no frame / in at least ``share`` (default 0.8) of frames.
 - ``compare``: ``stat(a) op factor * stat(b) + offset`` with ``op`` in ``<``, ``>``; with ``"against":
-  "value"`` the right side is ``value`` alone.
+  "value"`` the right side is ``value`` alone. With ``"relative_to": other`` each side is the ratio of
+  the part's statistic to the other part's (scale-free: a mouth's area as a share of the body's).
 - ``follows``: the clip starts where the source ended (the first position is within a couple of the
   source's own frame-to-frame steps of its last one).
 - ``precedes``: the clip ends where the source starts (the mirror image of ``follows``: what came before).
@@ -81,13 +82,18 @@ def evaluate(check: dict, clip: Tracks, source: Tracks) -> tuple[bool, str]:
         share = float(clip.present[part].mean()) if part in clip.present else 0.0
         return share >= check.get("share", 0.8), f"{part} present in {share:.0%} of frames"
     if kind == "compare":
-        a = stat(clip, check["stat"], part)
+        def measure(tracks: Tracks) -> float:
+            value = stat(tracks, check["stat"], part)
+            if check.get("relative_to"):
+                denominator = stat(tracks, check["stat"], check["relative_to"])
+                value = value / denominator if denominator else float("nan")
+            return value
+
+        a = measure(clip)
         if check.get("against") == "value":
-            b = float(check["value"])
-            rhs = b
+            rhs = float(check["value"])
         else:
-            b = stat(source, check["stat"], part)
-            rhs = check.get("factor", 1.0) * b + check.get("offset", 0.0)
+            rhs = check.get("factor", 1.0) * measure(source) + check.get("offset", 0.0)
         if not (np.isfinite(a) and np.isfinite(rhs)):
             return False, f"{check['stat']}({part}) undefined"
         ok = a > rhs if check["op"] == ">" else a < rhs
