@@ -23,6 +23,9 @@ class ManifestError(ReviseError):
     def __init__(self, path, problems: list[str]):
         self.path = str(path)
         self.problems = list(problems)
+        if len(self.problems) == 1 and not self.problems[0].startswith(("line ", "entry ")):
+            super().__init__(f"{self.path}: {self.problems[0]}")  # a whole-file problem: one line
+            return
         head = f"{self.path}: {len(self.problems)} invalid row(s)"
         super().__init__(head + "".join(f"\n  {p}" for p in self.problems))
 

@@ -281,3 +281,14 @@ def test_rve_sim_mini_name_is_checked(tmp_path, monkeypatch):
     monkeypatch.setenv("REVISE_CACHE", str(tmp_path / "cache"))
     with pytest.raises(ConfigError, match="must be an integer"):
         run("rve-sim-mini:x", tmp_path / "out", editor="copy")
+
+
+def test_run_identity_ignores_judge_runtime_settings_only():
+    from revise.bench.runner import run_identity
+
+    base = {"editor": {"editor": "copy"}, "judges": {"openai": {"prompt_hash": "abc", "runtime": {"concurrency": 8}}},
+            "bench": {"sha256": "x"}}
+    faster = {**base, "judges": {"openai": {"prompt_hash": "abc", "runtime": {"concurrency": 32}}}}
+    other_prompt = {**base, "judges": {"openai": {"prompt_hash": "def", "runtime": {"concurrency": 8}}}}
+    assert run_identity(base) == run_identity(faster)
+    assert run_identity(base) != run_identity(other_prompt)

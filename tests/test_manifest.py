@@ -256,3 +256,12 @@ def test_cli_validate_missing_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'none.jsonl'}") and "does not exist" in err
     assert "Traceback" not in err
+
+
+def test_whole_file_problem_is_one_line(tmp_path):
+    from revise.data import load_manifest
+    from revise.errors import ManifestError
+
+    with pytest.raises(ManifestError) as info:
+        load_manifest(tmp_path / "nope.jsonl")
+    assert "\n" not in str(info.value) and "nope.jsonl" in str(info.value)

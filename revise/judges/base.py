@@ -70,7 +70,8 @@ class Judge:
     name: str = "judge"
 
     def info(self) -> dict:
-        """Provenance: judge id and version, model, prompt hash, frames sampled."""
+        """Provenance: judge id and version, model, prompt hash, frames sampled. Settings that change how it
+        runs but not what it scores go under ``"runtime"`` (ignored when checking --resume and merges)."""
         return {"judge": self.name}
 
     def score(self, item: JudgeInput) -> JudgeResult:  # pragma: no cover - interface

@@ -154,8 +154,9 @@ class OpenAIJudge(Judge):
             "request_hash": self.request_hash, "model": self.model, "base_url_host": _host(self.base_url),
             "temperature": self.temperature, "seed": self.seed, "k": self.k, "max_side": self.max_side,
             "image_format": self.image_format, "structured": self.structured,
-            "with_reference": self.with_reference, "max_retries": self.max_retries, "timeout_s": self.timeout,
-            "concurrency": self.concurrency, "cache": self.cache is not None,
+            "with_reference": self.with_reference,
+            "runtime": {"max_retries": self.max_retries, "timeout_s": self.timeout, "concurrency": self.concurrency,
+                        "cache": self.cache is not None},
         }
 
     def cache_key(self, item: JudgeInput) -> CacheKey:
