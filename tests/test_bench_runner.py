@@ -292,3 +292,17 @@ def test_run_identity_ignores_judge_runtime_settings_only():
     other_prompt = {**base, "judges": {"openai": {"prompt_hash": "def", "runtime": {"concurrency": 8}}}}
     assert run_identity(base) == run_identity(faster)
     assert run_identity(base) != run_identity(other_prompt)
+
+
+def test_rve_sim_mini_is_generated_once_into_the_cache_keyed_on_the_sim_code(tmp_path):
+    from revise.bench import rve_sim_mini
+    from revise.data import load_manifest
+    from revise.sim.generate import code_fingerprint
+
+    manifest = rve_sim_mini(0, cache_dir=tmp_path)
+    assert code_fingerprint() in manifest.parent.name
+    samples = load_manifest(manifest)
+    assert len(samples) == 32 and {s.metadata["split"] for s in samples} == {"test"}
+    stamp = manifest.stat().st_mtime_ns
+    assert rve_sim_mini(0, cache_dir=tmp_path) == manifest and manifest.stat().st_mtime_ns == stamp
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left

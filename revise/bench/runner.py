@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import inspect
 import json
 import math
@@ -109,29 +108,24 @@ def cache_root() -> Path:
 
 def rve_sim_mini(seed: int = 0, *, cache_dir: str | os.PathLike | None = None, progress: bool = False) -> Path:
     """The manifest of RVE-Sim-mini (test split, ``MINI_PER_DIMENSION`` per dimension, 128 px, 16 frames
-    at 8 fps), generated once per seed and generator version into the cache.
+    at 8 fps), generated once per seed and version of RVE-Sim's code (:func:`revise.sim.generate.code_fingerprint`)
+    into the cache.
 
     Generated into a temporary folder next to the cache entry and renamed into place, so a killed or
     concurrent generation never leaves a half-written benchmark behind.
     """
-    if importlib.util.find_spec("revise.sim") is None:
-        raise ConfigError(f"{MINI_NAME} is generated with RVE-Sim (revise.sim), which this installation lacks; "
-                          "pass --bench MANIFEST instead")
-    from .. import sim
+    from ..sim import generate_dataset
+    from ..sim.generate import code_fingerprint
 
-    generate = getattr(sim, "generate_dataset", None)
-    if generate is None:
-        raise ConfigError(f"{MINI_NAME}: revise.sim has no generate_dataset(); pass --bench MANIFEST instead")
-    generator = str(getattr(sim, "GENERATOR", "rve-sim/0")).rsplit("/", 1)[-1]
     root = Path(cache_dir) if cache_dir is not None else cache_root()
-    final = root / f"{MINI_NAME}-{seed}-v{generator}.{MINI_FORMAT}"
+    final = root / f"{MINI_NAME}-{seed}-{code_fingerprint()}.{MINI_FORMAT}"
     manifest = final / "manifest.jsonl"
     if manifest.is_file():
         return manifest
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
     try:
-        generate(tmp, per_dimension=MINI_PER_DIMENSION, seed=seed, split="test", size=128, frames=16, fps=8,
+        generate_dataset(tmp, per_dimension=MINI_PER_DIMENSION, seed=seed, split="test", size=128, frames=16, fps=8,
                  progress=progress)
         if not (tmp / "manifest.jsonl").is_file():
             raise ConfigError(f"{MINI_NAME}: revise.sim.generate_dataset wrote no manifest.jsonl into {tmp}")
@@ -634,10 +628,8 @@ def _progress_bar(enabled: bool):
 
 
 def write_report_if_available(out_dir: Path) -> Path | None:
-    """Call ``revise.bench.report.write_report(out_dir)`` when that module exists; a failing report
-    is a warning (the results are already safe on disk), not a failed run."""
-    if importlib.util.find_spec("revise.bench.report") is None:
-        return None
+    """Call ``revise.bench.report.write_report(out_dir)``; a failing report is a warning (the results
+    are already safe on disk), not a failed run."""
     from . import report
 
     try:

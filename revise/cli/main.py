@@ -48,7 +48,10 @@ def demo(
 
     result = run_demo(out, seed=seed)
     console = Console()
-    table = Table(title=f"Leaderboard ({result.leaderboard})")
+    table = Table(title=f"Leaderboard ({result.leaderboard})",
+                  caption=("rve-judge-v1 scores from 1 to 5 by the exact gt judge; accuracy = share with all three "
+                           "sub-scores at 5.\ncopy = the source unchanged, shuffle = another sample's target "
+                           "(a negative control), oracle = the ground truth (the ceiling)."))
     for column in ("editor", "judge", "n", "overall", "rave_overall", "icvg_overall", "accuracy"):
         table.add_column(column, justify="left" if column in ("editor", "judge") else "right")
     for row in read_leaderboard(result.leaderboard):

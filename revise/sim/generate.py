@@ -28,6 +28,19 @@ MAX_ATTEMPTS = 400
 _SPLIT_CODE = {"train": 1, "val": 2, "test": 3}
 
 
+def code_fingerprint() -> str:
+    """A hash of RVE-Sim's own source files: caches of generated data are keyed on it, so a change to
+    a scenario, the physics or the renderer never serves stale samples."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256(GENERATOR.encode())
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def palette_of(*scenes: Scene) -> dict[str, list[int]]:
     """Part id -> RGB for every perceivable part (bodies and their coloured sub-parts) of the scenes."""
     palette: dict[str, list[int]] = {}

@@ -1,0 +1,1 @@
+"""The unified model: internal VLM, flow-matching generator, adapters."""

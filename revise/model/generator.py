@@ -1,0 +1,242 @@
+"""The unified model's video generator: a flow-matching Wan-style DiT conditioned as in ReViSE.
+
+``ReviseGenerator`` holds a diffusers ``WanTransformer3DModel`` (the denoiser, at a toy config by
+default) and a :class:`~revise.model.conditioning.ConditioningEncoder` (source patch adapter, VLM adapter,
+text embedding, separators, CFG null tokens). It works in pixel space at a small model resolution
+(``sample_size``, ``num_frames``); :meth:`ReviseGenerator.generate` resizes any source to it and the
+result back to the source's size and length.
+
+The denoiser's input is the noisy target ``x_t`` concatenated channel-wise with the clean source
+(``concat_source=True``: 6 input channels), and its cross-attention context is
+``[source tokens; sep; VLM tokens; sep; text tokens]``. The channel concat makes "copy the source, change
+what the instruction implies" a local computation; the source tokens in the context carry it globally
+(the ICVG next shot is not pixel-aligned with its source).
+
+Example::
+
+    from revise.model.generator import GeneratorConfig, ReviseGenerator
+    model = ReviseGenerator(**GeneratorConfig(vocab_size=512).to_dict())
+    frames = model.generate(source_uint8_t_h_w_3, [5, 17, 42], steps=12, guidance=2.0, seed=0)
+    model.save_pretrained("ckpt/generator")           # config.json + diffusion_pytorch_model.safetensors
+    model = ReviseGenerator.from_pretrained("ckpt/generator")
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from diffusers import ModelMixin, WanTransformer3DModel
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+
+from ..errors import ConfigError
+from ..video import match_length, resize_frames, to_uint8
+from .conditioning import ConditioningEncoder
+
+TIME_SCALE = 1000.0  # the Wan time embedding expects timesteps in [0, 1000]; flow time t lives in [0, 1]
+
+
+@dataclass
+class GeneratorConfig:
+    """The default (shipped-size) configuration; ``asdict`` gives ``ReviseGenerator``'s keyword arguments.
+
+    Sizes were chosen for a 2-core CPU: 32x32x16 pixels, (2, 4, 4) patches -> 512 video tokens, 4 layers
+    of width 128. ``flow_shift`` and the logit-normal parameters define training-time sampling of ``t``
+    and the inference schedule, so they travel with the checkpoint.
+    """
+
+    sample_size: tuple[int, int] = (32, 32)
+    num_frames: int = 16
+    patch_size: tuple[int, int, int] = (2, 4, 4)
+    num_layers: int = 4
+    num_attention_heads: int = 4
+    attention_head_dim: int = 32
+    ffn_dim: int = 512
+    freq_dim: int = 64
+    context_dim: int = 128
+    concat_source: bool = True
+    source_patch_size: tuple[int, int, int] = (2, 8, 8)
+    vlm_dim: int = 256
+    num_vlm_queries: int = 8
+    vlm_heads: int = 4
+    vocab_size: int = 1024
+    max_text_len: int = 32
+    pad_token_id: int = 0
+    cfg_drop_prob: float = 0.1
+    flow_shift: float = 3.0
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    default_steps: int = 12
+    default_guidance: float = 2.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_divisible(what: str, size, patch) -> None:
+    for s, p in zip(size, patch):
+        if p <= 0 or s % p:
+            raise ConfigError(f"generator config: {what} {tuple(size)} is not divisible by the patch size {tuple(patch)}")
+
+
+class ReviseGenerator(ModelMixin, ConfigMixin):
+    """Flow-matching video denoiser ``v_theta(x_t, t, source, instruction ids, VLM hidden states)``.
+
+    Tensor conventions: videos are ``(B, 3, T, H, W)`` float in [-1, 1] at ``(num_frames, *sample_size)``;
+    ``t`` is ``(B,)`` in [0, 1] (0 = clean, 1 = noise); text ids ``(B, L)`` int, ``L <= max_text_len``
+    (right-padded with ``pad_token_id`` to ``max_text_len`` inside); VLM hidden states
+    ``(B, L_vlm, vlm_dim)`` with an optional ``(B, L_vlm)`` bool mask, or None (null VLM tokens).
+    """
+
+    config_name = "config.json"
+
+    @register_to_config
+    def __init__(self, sample_size=(32, 32), num_frames=16, patch_size=(2, 4, 4), num_layers=4, num_attention_heads=4,
+                 attention_head_dim=32, ffn_dim=512, freq_dim=64, context_dim=128, concat_source=True,
+                 source_patch_size=(2, 8, 8), vlm_dim=256, num_vlm_queries=8, vlm_heads=4, vocab_size=1024,
+                 max_text_len=32, pad_token_id=0, cfg_drop_prob=0.1, flow_shift=3.0, logit_mean=0.0, logit_std=1.0,
+                 default_steps=12, default_guidance=2.0):
+        super().__init__()
+        video = (int(num_frames), *(int(s) for s in sample_size))
+        _check_divisible("video size (T, H, W)", video, patch_size)
+        _check_divisible("video size (T, H, W)", video, source_patch_size)
+        if context_dim % vlm_heads:
+            raise ConfigError(f"generator config: context_dim {context_dim} is not divisible by vlm_heads {vlm_heads}")
+        if not 0 <= pad_token_id < vocab_size:
+            raise ConfigError(f"generator config: pad_token_id {pad_token_id} is outside the vocabulary (size {vocab_size})")
+        if not 0.0 <= cfg_drop_prob < 1.0:
+            raise ConfigError(f"generator config: cfg_drop_prob must be in [0, 1), got {cfg_drop_prob}")
+        self.transformer = WanTransformer3DModel(
+            patch_size=tuple(patch_size), num_attention_heads=num_attention_heads, attention_head_dim=attention_head_dim,
+            in_channels=6 if concat_source else 3, out_channels=3, text_dim=context_dim, freq_dim=freq_dim,
+            ffn_dim=ffn_dim, num_layers=num_layers, rope_max_seq_len=max(64, *video))
+        grid = tuple(v // p for v, p in zip(video, source_patch_size))
+        self.conditioning = ConditioningEncoder(
+            dim=context_dim, source_patch_size=tuple(source_patch_size), source_grid=grid, vlm_dim=vlm_dim,
+            num_vlm_queries=num_vlm_queries, vlm_heads=vlm_heads, vocab_size=vocab_size, max_text_len=max_text_len)
+
+    @property
+    def video_shape(self) -> tuple[int, int, int]:
+        """``(T, H, W)`` the denoiser works at."""
+        return (int(self.config.num_frames), *(int(s) for s in self.config.sample_size))
+
+    # ------------------------------------------------------------------ denoiser
+    def encode_context(self, source: torch.Tensor, text_ids: torch.Tensor, vlm_hidden: torch.Tensor | None = None,
+                       vlm_mask: torch.Tensor | None = None, drop: torch.Tensor | None = None) -> torch.Tensor:
+        """The cross-attention context ``(B, N, context_dim)``; ``drop`` ``(B,)`` bool nulls VLM + text."""
+        self._check_video("source", source)
+        ids = self.pad_ids(text_ids, source.shape[0])
+        if vlm_hidden is not None:
+            self._check_vlm(vlm_hidden, vlm_mask, source.shape[0])
+        return self.conditioning(source, ids, vlm_hidden, vlm_mask, drop)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, source: torch.Tensor, text_ids: torch.Tensor,
+                vlm_hidden: torch.Tensor | None = None, vlm_mask: torch.Tensor | None = None,
+                drop: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted velocity ``v = eps - x0`` ``(B, 3, T, H, W)``. ``context`` skips re-encoding the conditions."""
+        self._check_video("x_t", x_t)
+        if x_t.shape != source.shape:
+            raise ValueError(f"x_t {tuple(x_t.shape)} and source {tuple(source.shape)} must have the same shape")
+        t = torch.as_tensor(t, dtype=x_t.dtype, device=x_t.device).reshape(-1).expand(x_t.shape[0])
+        if context is None:
+            context = self.encode_context(source, text_ids, vlm_hidden, vlm_mask, drop)
+        hidden = torch.cat([x_t, source], dim=1) if self.config.concat_source else x_t
+        return self.transformer(hidden, t * TIME_SCALE, context, return_dict=False)[0]
+
+    # ------------------------------------------------------------------ input checks and conversions
+    def _check_video(self, name: str, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor) or x.ndim != 5 or x.shape[1] != 3:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{name} must be a (B, 3, T, H, W) tensor, got {shape}")
+        if tuple(x.shape[2:]) != self.video_shape:
+            raise ValueError(f"{name} is {tuple(x.shape[2:])} (T, H, W); the generator works at {self.video_shape}: "
+                             "use ReviseGenerator.frames_to_tensor")
+
+    def _check_vlm(self, hidden: torch.Tensor, mask: torch.Tensor | None, batch: int) -> None:
+        if hidden.ndim != 3 or hidden.shape[0] != batch or hidden.shape[2] != self.config.vlm_dim or hidden.shape[1] < 1:
+            raise ValueError(f"vlm_hidden must be ({batch}, L >= 1, {self.config.vlm_dim}), got {tuple(hidden.shape)}")
+        if mask is not None and tuple(mask.shape) != tuple(hidden.shape[:2]):
+            raise ValueError(f"vlm_mask must be {tuple(hidden.shape[:2])}, got {tuple(mask.shape)}")
+
+    def pad_ids(self, text_ids, batch: int | None = None) -> torch.Tensor:
+        """Instruction ids (a list, ``(L,)`` or ``(B, L)``) -> ``(B, max_text_len)`` long, right-padded."""
+        ids = torch.as_tensor(text_ids, device=self.device)
+        if ids.ndim == 1:
+            ids = ids.unsqueeze(0)
+        if ids.ndim != 2 or ids.is_floating_point() or ids.is_complex():
+            raise ValueError(f"text ids must be integers shaped (L,) or (B, L), got {ids.dtype} {tuple(ids.shape)}")
+        if batch is not None and ids.shape[0] == 1 and batch > 1:
+            ids = ids.expand(batch, -1)
+        if batch is not None and ids.shape[0] != batch:
+            raise ValueError(f"text ids have batch {ids.shape[0]}, the video batch is {batch}")
+        max_len, vocab = int(self.config.max_text_len), int(self.config.vocab_size)
+        if ids.shape[1] > max_len:
+            raise ValueError(f"instruction has {ids.shape[1]} tokens, the generator takes at most {max_len} "
+                             "(truncate in the tokenizer)")
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+            raise ValueError(f"text ids must be in [0, {vocab}), got [{int(ids.min())}, {int(ids.max())}]")
+        pad = torch.full((ids.shape[0], max_len - ids.shape[1]), int(self.config.pad_token_id), dtype=torch.long,
+                         device=ids.device)
+        return torch.cat([ids.long(), pad], dim=1)
+
+    def frames_to_tensor(self, frames) -> torch.Tensor:
+        """uint8 ``(T, H, W, 3)`` (numpy or torch), or float in [0, 1] -> ``(1, 3, *video_shape)`` in [-1, 1].
+
+        Time is resampled to ``num_frames`` (nearest frame), space area-averaged to ``sample_size``.
+        """
+        frames = as_uint8_frames(frames)
+        t, h, w = self.video_shape
+        small = resize_frames(match_length(frames, t), h, w)
+        x = torch.from_numpy(np.ascontiguousarray(small)).to(self.device, torch.float32)
+        x = x.permute(3, 0, 1, 2).unsqueeze(0) / 127.5 - 1.0
+        return x.to(self.dtype)
+
+    @staticmethod
+    def tensor_to_frames(video: torch.Tensor, num_frames: int, height: int, width: int) -> np.ndarray:
+        """``(3, T, h, w)`` in [-1, 1] -> uint8 ``(num_frames, height, width, 3)`` (nearest in time, bilinear up)."""
+        x = ((video.detach().float().clamp(-1, 1) + 1) / 2).permute(1, 2, 3, 0).cpu().numpy()
+        return np.ascontiguousarray(resize_frames(match_length(to_uint8(x), num_frames), height, width))
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def generate(self, source_frames, instruction_ids, vlm_hidden: torch.Tensor | None = None, *,
+                 vlm_mask: torch.Tensor | None = None, steps: int | None = None, guidance: float | None = None,
+                 seed: int = 0) -> np.ndarray:
+        """Edit one video: uint8 ``(T, H, W, 3)`` at the source's length and size.
+
+        ``source_frames``: uint8 ``(T, H, W, 3)`` or float in [0, 1] of that shape. ``instruction_ids``:
+        token ids ``(L,)``. ``vlm_hidden``: ``(L_vlm, vlm_dim)`` or ``(1, L_vlm, vlm_dim)``, or None.
+        ``guidance`` > 1 runs classifier-free guidance against the VLM+text-dropped context. The same
+        ``seed`` gives the same frames.
+        """
+        from .flow import sample
+
+        frames = as_uint8_frames(source_frames)
+        source = self.frames_to_tensor(frames)
+        ids = self.pad_ids(instruction_ids, 1)
+        if vlm_hidden is not None:
+            vlm_hidden = torch.as_tensor(vlm_hidden, device=self.device, dtype=self.dtype)
+            if vlm_hidden.ndim == 2:
+                vlm_hidden = vlm_hidden.unsqueeze(0)
+            if vlm_mask is not None:
+                vlm_mask = torch.as_tensor(vlm_mask, device=self.device).bool().reshape(vlm_hidden.shape[:2])
+        generator = torch.Generator(device="cpu").manual_seed(int(seed))
+        x0 = sample(self, source, ids, vlm_hidden, vlm_mask, steps=steps, guidance=guidance, generator=generator)
+        return self.tensor_to_frames(x0[0], *frames.shape[:3])
+
+
+def as_uint8_frames(frames) -> np.ndarray:
+    """Validate a clip and return it as uint8 ``(T, H, W, 3)``; floats are read as [0, 1]."""
+    if isinstance(frames, torch.Tensor):
+        frames = frames.detach().cpu().numpy()
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"source frames must be shaped (T, H, W, 3), got {frames.shape}")
+    if min(frames.shape[:3]) == 0:
+        raise ValueError(f"source frames are empty: shape {frames.shape}")
+    if frames.dtype == np.uint8:
+        return frames
+    if np.issubdtype(frames.dtype, np.floating):
+        return to_uint8(frames)
+    raise ValueError(f"source frames must be uint8 or float in [0, 1], got {frames.dtype}")

@@ -1,0 +1,281 @@
+"""Training and evaluation data for the internal VLM, built from an RVE-Sim manifest.
+
+Videos are decoded once and kept as small uint8 frames (:class:`FrameBank`, optionally cached as an
+``.npz`` keyed by the manifest's hash), so decoding never competes with training. From a bank, three
+task datasets are drawn deterministically from a seed:
+
+* ``describe``: the target clip -> its literal ``target_caption`` (RVE-Sim captions targets only);
+* ``reason``: source + instruction -> ``reference_answer``;
+* ``judge``: source + instruction + candidate -> ``Yes`` for the true target, ``No`` for a
+  :data:`NEGATIVE_KINDS` negative: the source itself, another sample's target from the same dimension,
+  a perturbed target (time-reversed, mirrored or frame-shuffled, kept only where the perturbation
+  visibly changes the clip, so that it is truly wrong), or the true target under another scenario
+  family's instruction (``swapped``: teaches the judge to read the instruction).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data import Manifest, Sample, load_manifest
+from ..errors import ConfigError
+from ..video import match_length, read_video, sample_indices
+from .tokenizer import NO, YES
+
+CACHE_FORMAT = 1
+PERTURBATIONS = ("reversed", "mirrored", "shuffled")
+NEGATIVE_KINDS = ("source", "other", "perturbed")  # the judge accuracy target is over these
+EXTRA_NEGATIVE_KINDS = ("swapped",)                 # reported separately
+# A perturbation counts as "wrong" only if it changes at least this fraction of (frame, pixel) cells of
+# the sampled small frames by more than CHANGE_LEVEL (max over RGB): a static candle reversed is not.
+CHANGE_LEVEL = 40
+MIN_CHANGED = 0.004
+
+
+@dataclass
+class FrameBank:
+    """Small frames of every sample of a manifest: ``source``/``target`` uint8 ``(N, T, S, S, 3)``."""
+
+    samples: list[Sample]
+    source: np.ndarray
+    target: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.source.shape[2])
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+def _manifest_key(manifest: Manifest, size: int, frames: int) -> str:
+    h = hashlib.sha256(Path(manifest.path).read_bytes())
+    h.update(f"|{CACHE_FORMAT}|{size}|{frames}".encode())
+    return h.hexdigest()[:20]
+
+
+def load_frames(manifest: str | os.PathLike | Manifest, *, size: int = 32, frames: int = 16,
+                cache_dir: str | os.PathLike | None = None, progress: bool = False) -> FrameBank:
+    """Decode every source and target once, resized to ``size`` pixels and ``frames`` frames.
+
+    Resizing uses :func:`revise.model.vlm.prepare_video` (the model's own path), so cached frames equal
+    what the model computes from full-size clips. With ``cache_dir`` the result is stored as
+    ``frames-<hash>.npz`` (the hash covers the manifest bytes, ``size``, ``frames``) and reused.
+    Every sample needs a target, a reference answer and a ``target_caption``.
+    """
+    from .vlm import prepare_video
+
+    manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+    samples = list(manifest)
+    problems = [s.id for s in samples
+                if s.target is None or not s.reference_answer or not s.metadata.get("target_caption")]
+    if problems:
+        raise ConfigError(f"{manifest.path}: {len(problems)} sample(s) lack target / reference_answer / "
+                          f"target_caption, which the VLM tasks need (first: {problems[0]})")
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"frames-{_manifest_key(manifest, size, frames)}.npz"
+        if cache.is_file():
+            with np.load(cache, allow_pickle=False) as data:
+                if list(data["ids"]) == [s.id for s in samples]:
+                    return FrameBank(samples, data["source"], data["target"])
+
+    def small(path) -> np.ndarray:
+        clip = match_length(read_video(path).frames, frames)
+        x = prepare_video(clip, frames, size)[0].permute(0, 2, 3, 1)
+        return (x * 255.0).round().clamp(0, 255).to(dtype=__import__("torch").uint8).numpy()
+
+    from rich.progress import track
+
+    src, tgt = [], []
+    for s in track(samples, description="decoding clips", disable=not progress, transient=True):
+        src.append(small(s.source))
+        tgt.append(small(s.target))
+    bank = FrameBank(samples, np.stack(src), np.stack(tgt))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, ids=np.array([s.id for s in samples]), source=bank.source, target=bank.target)
+        os.replace(tmp, cache)
+    return bank
+
+
+# ---- candidate clips ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Clip:
+    """A clip of the bank: sample ``index``'s ``which`` video, optionally perturbed (``shuffle`` seeds it)."""
+
+    index: int
+    which: str = "target"
+    perturbation: str | None = None
+    shuffle: int = 0
+
+
+def clip_frames(bank: FrameBank, clip: Clip, k: int) -> np.ndarray:
+    """The ``k`` sampled frames ``(k, S, S, 3)`` of a clip (perturbation applied to the whole clip first)."""
+    frames = (bank.source if clip.which == "source" else bank.target)[clip.index]
+    if clip.perturbation == "reversed":
+        frames = frames[::-1]
+    elif clip.perturbation == "mirrored":
+        frames = frames[:, :, ::-1]
+    elif clip.perturbation == "shuffled":
+        frames = frames[_shuffle_order(len(frames), clip.shuffle)]
+    elif clip.perturbation is not None:
+        raise ValueError(f"unknown perturbation {clip.perturbation!r}")
+    return frames[sample_indices(len(frames), k)]
+
+
+def _shuffle_order(n: int, seed: int) -> np.ndarray:
+    """A permutation that is neither the identity nor the reversal (both would not be 'shuffled')."""
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(n)
+        if n < 3 or (np.any(order != np.arange(n)) and np.any(order != np.arange(n)[::-1])):
+            return order
+
+
+def changed_fraction(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of (frame, pixel) cells whose largest channel difference exceeds :data:`CHANGE_LEVEL`."""
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16)).max(-1)
+    return float((diff > CHANGE_LEVEL).mean())
+
+
+def valid_perturbations(bank: FrameBank, index: int, k: int, seed: int = 0) -> list[Clip]:
+    """The perturbed targets of sample ``index`` that visibly differ from the target and the source."""
+    target = clip_frames(bank, Clip(index), k)
+    out = []
+    for name in PERTURBATIONS:
+        clip = Clip(index, "target", name, shuffle=seed)
+        frames = clip_frames(bank, clip, k)
+        if changed_fraction(frames, target) >= MIN_CHANGED:
+            out.append(clip)
+    return out
+
+
+# ---- task examples ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Example:
+    """One training/evaluation item. ``kind``: ``caption``/``answer`` or a judge kind (``positive``,
+    a :data:`NEGATIVE_KINDS` / :data:`EXTRA_NEGATIVE_KINDS` entry, with the perturbation after a colon)."""
+
+    task: str
+    video1: Clip
+    video2: Clip | None
+    instruction: str | None
+    answer: str
+    kind: str
+
+    @property
+    def label(self) -> bool | None:
+        return None if self.task != "judge" else self.answer == YES
+
+
+class TaskBuilder:
+    """Draws the three tasks' examples from a bank; every draw is a function of ``(seed, epoch)``."""
+
+    def __init__(self, bank: FrameBank, k: int, seed: int = 0):
+        self.bank, self.k, self.seed = bank, k, seed
+        self.by_group: dict[str, list[int]] = defaultdict(list)
+        for i, s in enumerate(bank.samples):
+            self.by_group[s.group].append(i)
+        self._perturbed = [valid_perturbations(bank, i, k, seed=seed * 7919 + i) for i in range(len(bank))]
+
+    def _scenario(self, i: int) -> str:
+        return self.bank.samples[i].metadata.get("scenario", self.bank.samples[i].id)
+
+    def other_target(self, i: int, rng: np.random.Generator) -> int | None:
+        """Another sample of the same dimension (any other sample if the dimension has only this one)."""
+        pool = [j for j in self.by_group[self.bank.samples[i].group] if j != i]
+        pool = pool or [j for j in range(len(self.bank)) if j != i]
+        return int(rng.choice(pool)) if pool else None
+
+    def swapped_instruction(self, i: int, rng: np.random.Generator) -> str | None:
+        """An instruction from another scenario family, preferably of the same dimension."""
+        mine = self._scenario(i)
+        same = [j for j in self.by_group[self.bank.samples[i].group] if self._scenario(j) != mine]
+        pool = same or [j for j in range(len(self.bank)) if self._scenario(j) != mine]
+        return self.bank.samples[int(rng.choice(pool))].instruction if pool else None
+
+    def negatives(self, i: int, rng: np.random.Generator) -> list[Example]:
+        """Every negative kind available for sample ``i`` (one perturbation, drawn by ``rng``)."""
+        s = self.bank.samples[i]
+        src = Clip(i, "source")
+        out = [Example("judge", src, Clip(i, "source"), s.instruction, NO, "source")]
+        j = self.other_target(i, rng)
+        if j is not None:
+            out.append(Example("judge", src, Clip(j, "target"), s.instruction, NO, "other"))
+        if self._perturbed[i]:
+            clip = self._perturbed[i][int(rng.integers(len(self._perturbed[i])))]
+            out.append(Example("judge", src, clip, s.instruction, NO, f"perturbed:{clip.perturbation}"))
+        swapped = self.swapped_instruction(i, rng)
+        if swapped is not None:
+            out.append(Example("judge", src, Clip(i, "target"), swapped, NO, "swapped"))
+        return out
+
+    def positive(self, i: int) -> Example:
+        s = self.bank.samples[i]
+        return Example("judge", Clip(i, "source"), Clip(i, "target"), s.instruction, YES, "positive")
+
+    def describe(self, i: int) -> Example:
+        s = self.bank.samples[i]
+        return Example("describe", Clip(i, "target"), None, None, s.metadata["target_caption"], "caption")
+
+    def reason(self, i: int) -> Example:
+        s = self.bank.samples[i]
+        return Example("reason", Clip(i, "source"), None, s.instruction, s.reference_answer, "answer")
+
+    def epoch(self, epoch: int, *, judge_pairs: int = 2) -> list[Example]:
+        """One epoch, shuffled: per sample one describe, one reason and ``judge_pairs`` positive/negative
+        pairs (negatives drawn without replacement from the available kinds), so the judge sees as many
+        ``Yes`` as ``No``."""
+        rng = np.random.default_rng([self.seed, epoch, 1])
+        items: list[Example] = []
+        for i in range(len(self.bank)):
+            items += [self.describe(i), self.reason(i)]
+            negs = self.negatives(i, rng)
+            picks = rng.permutation(len(negs))[:judge_pairs]
+            for p in picks:
+                items += [self.positive(i), negs[int(p)]]
+        order = rng.permutation(len(items))
+        return [items[int(o)] for o in order]
+
+    def judge_eval(self) -> list[Example]:
+        """Judge evaluation set: per sample the positive, one negative of each kind (the perturbed one
+        drawn by the seed) and every valid perturbation separately (``perturbed-all:<name>``)."""
+        rng = np.random.default_rng([self.seed, 99])
+        items: list[Example] = []
+        for i in range(len(self.bank)):
+            items.append(self.positive(i))
+            items += self.negatives(i, rng)
+            s = self.bank.samples[i]
+            items += [Example("judge", Clip(i, "source"), c, s.instruction, NO, f"perturbed-all:{c.perturbation}")
+                      for c in self._perturbed[i]]
+        return items
+
+
+def collate(bank: FrameBank, examples: list[Example], k: int):
+    """``(tasks, instructions, answers, video1 (B, k, 3, S, S), video2 (n_judge, k, 3, S, S) or None)``,
+    videos as float tensors in [0, 1]."""
+    import torch
+
+    def stack(clips):
+        arr = np.stack([clip_frames(bank, c, k) for c in clips])
+        return torch.from_numpy(arr).permute(0, 1, 4, 2, 3).float().div_(255.0)
+
+    video2 = [e.video2 for e in examples if e.video2 is not None]
+    return ([e.task for e in examples], [e.instruction for e in examples], [e.answer for e in examples],
+            stack([e.video1 for e in examples]), stack(video2) if video2 else None)
+
+
+def corpus(samples: list[Sample]) -> list[str]:
+    """The texts a tokenizer is built from: instructions, reference answers and captions."""
+    texts = []
+    for s in samples:
+        texts += [s.instruction, s.reference_answer or "", s.metadata.get("target_caption", "")]
+    return texts
