@@ -93,16 +93,18 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 127.5 - 1.0
 
 
-def train(model, source, target, ids, *, minutes, batch_size, lr, warmup, change_weight, seed, log_path):
+def train(model, source, target, ids, *, minutes, max_steps, batch_size, lr, warmup, change_weight, seed, log_path):
+    """Train until ``minutes`` of wall time or ``max_steps`` (if given) pass; the cosine decay follows
+    whichever budget is set (steps first: on a shared machine wall time is not reproducible)."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
     budget = minutes * 60.0
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
     step, window, history = 0, [], []
     model.train()
     with open(log_path, "w") as log:
-        while (elapsed := time.time() - start) < budget:
-            frac = elapsed / budget
+        while (elapsed := time.time() - start) < budget and (max_steps is None or step < max_steps):
+            frac = step / max_steps if max_steps else elapsed / budget
             scale = min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * frac))
             for group in opt.param_groups:
                 group["lr"] = lr * scale
@@ -116,7 +118,8 @@ def train(model, source, target, ids, *, minutes, batch_size, lr, warmup, change
             step += 1
             window.append(loss.item())
             if step % 50 == 0:
-                row = {"step": step, "seconds": round(time.time() - start, 1), "loss": float(np.mean(window)),
+                row = {"step": step, "seconds": round(time.time() - start, 1),
+                       "cpu_seconds": round(time.process_time() - cpu_start, 1), "loss": float(np.mean(window)),
                        "lr": lr * scale}
                 history.append(row)
                 log.write(json.dumps(row) + "\n")
@@ -171,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-per-dimension", type=int, default=150)
     p.add_argument("--val-per-dimension", type=int, default=4)
     p.add_argument("--test-per-dimension", type=int, default=10)
-    p.add_argument("--minutes", type=float, default=20.0)
+    p.add_argument("--minutes", type=float, default=20.0, help="wall-time budget for training")
+    p.add_argument("--max-steps", type=int, default=None, help="step budget (the schedule follows it when set)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=100)
@@ -198,9 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data ready in {time.time() - t0:.0f}s: {len(train_samples)} train samples, vocab {len(vocab)}, "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters", flush=True)
 
-    steps_done, train_s, history = train(model, source, target, ids, minutes=args.minutes, batch_size=args.batch_size,
+    cpu0 = time.process_time()
+    steps_done, train_s, history = train(model, source, target, ids, minutes=args.minutes, max_steps=args.max_steps, batch_size=args.batch_size,
                                          lr=args.lr, warmup=args.warmup, change_weight=args.change_weight,
                                          seed=args.seed, log_path=args.out / "train_log.jsonl")
+    train_cpu = time.process_time() - cpu0
     model.save_pretrained(args.out / "generator")
     (args.out / "vocab.json").write_text(json.dumps(vocab))
 
@@ -220,13 +226,14 @@ def main(argv: list[str] | None = None) -> int:
     per_dim = table(rows)
     ckpt_bytes = sum(f.stat().st_size for f in (args.out / "generator").iterdir())
     report = {"config": cfg.to_dict(), "args": {k: str(v) for k, v in vars(args).items()}, "train_steps": steps_done,
-              "train_seconds": round(train_s, 1), "loss_first": history[0]["loss"] if history else None,
+              "train_seconds": round(train_s, 1), "train_cpu_seconds": round(train_cpu, 1),
+              "loss_first": history[0]["loss"] if history else None,
               "loss_last": history[-1]["loss"] if history else None, "val_grid": val_scores,
               "chosen": {"steps": choice[0], "guidance": choice[1]},
               "seconds_per_edit": {"mean": round(float(np.mean(seconds)), 3), "max": round(float(np.max(seconds)), 3)},
               "checkpoint_bytes": ckpt_bytes, "per_dimension": per_dim, "rows": rows}
     (args.out / "eval.json").write_text(json.dumps(report, indent=1))
-    print(f"trained {steps_done} steps in {train_s:.0f}s; loss {report['loss_first']:.4f} -> {report['loss_last']:.4f}; "
+    print(f"trained {steps_done} steps in {train_s:.0f}s wall, {train_cpu:.0f}s CPU; loss {report['loss_first']:.4f} -> {report['loss_last']:.4f}; "
           f"chosen steps {choice[0]} guidance {choice[1]}; {report['seconds_per_edit']['mean']:.2f}s per edit; "
           f"checkpoint {ckpt_bytes / 1e6:.1f} MB")
     print(f"{'dimension':<18}{'gen R/C/Q':>18}{'copy R/C/Q':>18}{'gen R share':>13}{'copy R share':>14}")

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from torch import nn
 from diffusers import ModelMixin, WanTransformer3DModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 
@@ -35,6 +36,7 @@ from ..video import match_length, resize_frames, to_uint8
 from .conditioning import ConditioningEncoder
 
 TIME_SCALE = 1000.0  # the Wan time embedding expects timesteps in [0, 1000]; flow time t lives in [0, 1]
+PREDICTIONS = ("x0", "velocity")
 
 
 @dataclass
@@ -56,6 +58,9 @@ class GeneratorConfig:
     freq_dim: int = 64
     context_dim: int = 128
     concat_source: bool = True
+    prediction: str = "x0"
+    source_skip: bool = True
+    min_time: float = 0.05
     source_patch_size: tuple[int, int, int] = (2, 8, 8)
     vlm_dim: int = 256
     num_vlm_queries: int = 8
@@ -93,10 +98,10 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, sample_size=(32, 32), num_frames=16, patch_size=(2, 4, 4), num_layers=4, num_attention_heads=4,
-                 attention_head_dim=32, ffn_dim=512, freq_dim=64, context_dim=128, concat_source=True,
-                 source_patch_size=(2, 8, 8), vlm_dim=256, num_vlm_queries=8, vlm_heads=4, vocab_size=1024,
-                 max_text_len=32, pad_token_id=0, cfg_drop_prob=0.1, flow_shift=3.0, logit_mean=0.0, logit_std=1.0,
-                 default_steps=12, default_guidance=2.0):
+                 attention_head_dim=32, ffn_dim=512, freq_dim=64, context_dim=128, concat_source=True, prediction="x0",
+                 source_skip=True, min_time=0.05, source_patch_size=(2, 8, 8), vlm_dim=256, num_vlm_queries=8, vlm_heads=4,
+                 vocab_size=1024, max_text_len=32, pad_token_id=0, cfg_drop_prob=0.1, flow_shift=3.0, logit_mean=0.0,
+                 logit_std=1.0, default_steps=12, default_guidance=2.0):
         super().__init__()
         video = (int(num_frames), *(int(s) for s in sample_size))
         _check_divisible("video size (T, H, W)", video, patch_size)
@@ -105,12 +110,21 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
             raise ConfigError(f"generator config: context_dim {context_dim} is not divisible by vlm_heads {vlm_heads}")
         if not 0 <= pad_token_id < vocab_size:
             raise ConfigError(f"generator config: pad_token_id {pad_token_id} is outside the vocabulary (size {vocab_size})")
+        if prediction not in PREDICTIONS:
+            raise ConfigError(f"generator config: prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        if source_skip and prediction != "x0":
+            raise ConfigError("generator config: source_skip needs prediction='x0' (it adds the source to the clean estimate)")
+        if not 0.0 < min_time < 1.0:
+            raise ConfigError(f"generator config: min_time must be in (0, 1), got {min_time}")
         if not 0.0 <= cfg_drop_prob < 1.0:
             raise ConfigError(f"generator config: cfg_drop_prob must be in [0, 1), got {cfg_drop_prob}")
         self.transformer = WanTransformer3DModel(
             patch_size=tuple(patch_size), num_attention_heads=num_attention_heads, attention_head_dim=attention_head_dim,
             in_channels=6 if concat_source else 3, out_channels=3, text_dim=context_dim, freq_dim=freq_dim,
             ffn_dim=ffn_dim, num_layers=num_layers, rope_max_seq_len=max(64, *video))
+        if source_skip:  # start as the copy editor: the transformer learns only the change
+            nn.init.zeros_(self.transformer.proj_out.weight)
+            nn.init.zeros_(self.transformer.proj_out.bias)
         grid = tuple(v // p for v, p in zip(video, source_patch_size))
         self.conditioning = ConditioningEncoder(
             dim=context_dim, source_patch_size=tuple(source_patch_size), source_grid=grid, vlm_dim=vlm_dim,
@@ -134,7 +148,12 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, source: torch.Tensor, text_ids: torch.Tensor,
                 vlm_hidden: torch.Tensor | None = None, vlm_mask: torch.Tensor | None = None,
                 drop: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
-        """Predicted velocity ``v = eps - x0`` ``(B, 3, T, H, W)``. ``context`` skips re-encoding the conditions."""
+        """Predicted velocity ``v = eps - x0`` ``(B, 3, T, H, W)``. ``context`` skips re-encoding the conditions.
+
+        With ``prediction="x0"`` the transformer outputs the clean video (plus the source with
+        ``source_skip``: it then outputs only the change) and the velocity is derived,
+        ``v = (x_t - x0) / max(t, min_time)``, so ``x_t - t v`` gives the network's own clean estimate.
+        """
         self._check_video("x_t", x_t)
         if x_t.shape != source.shape:
             raise ValueError(f"x_t {tuple(x_t.shape)} and source {tuple(source.shape)} must have the same shape")
@@ -142,7 +161,12 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
         if context is None:
             context = self.encode_context(source, text_ids, vlm_hidden, vlm_mask, drop)
         hidden = torch.cat([x_t, source], dim=1) if self.config.concat_source else x_t
-        return self.transformer(hidden, t * TIME_SCALE, context, return_dict=False)[0]
+        out = self.transformer(hidden, t * TIME_SCALE, context, return_dict=False)[0]
+        if self.config.prediction == "velocity":
+            return out
+        if self.config.source_skip:
+            out = source + out
+        return (x_t - out) / t.clamp_min(float(self.config.min_time)).reshape(-1, 1, 1, 1, 1)
 
     # ------------------------------------------------------------------ input checks and conversions
     def _check_video(self, name: str, x: torch.Tensor) -> None:

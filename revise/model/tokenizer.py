@@ -29,11 +29,11 @@ TASKS = ("describe", "reason", "judge")
 TASK_TOKENS = {task: f"<{task}>" for task in TASKS}
 SPECIAL_TOKENS = (PAD, BOS, EOS, UNK, VIDEO, SEP, *TASK_TOKENS.values())
 YES, NO = "Yes", "No"
-# Words every tokenizer knows whatever text it is built from: the judge's answers, the digits, the
-# RVE-Sim colour names (with and without a leading space; "Ġ" is the byte-level space).
+# Words every tokenizer knows whatever text it is built from: the judge's answers, the digits, common
+# punctuation and the RVE-Sim colour names (with and without a leading space; "Ġ" is the byte-level space).
 BASE_WORDS = (YES, NO, "Ġ", *"0123456789",
-              *(f"{lead}{c}" for c in ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "magenta")
-                for lead in ("", "Ġ")))
+              *(f"{lead}{w}" for w in (*".,;:?!'\"()-", "red", "orange", "yellow", "green", "cyan", "blue",
+                                       "purple", "magenta") for lead in ("", "Ġ")))
 
 
 def _pipeline():

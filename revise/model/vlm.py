@@ -8,10 +8,13 @@ through ``inputs_embeds``. One network does three jobs, chosen by a task token:
 ``reason``    ``<bos> <reason> <video> V1 instruction <sep>``                     -> what will happen
 ``judge``     ``<bos> <judge> <video> V1 <video> V2 instruction <sep>``           -> ``Yes`` / ``No``
 
-``V1`` is the source (the clip described, for ``describe``), ``V2`` the candidate edit. Frames enter as
-float RGB in [0, 1]; sampling ``k`` frames and resizing to ``image_size`` happen inside the model with
-differentiable torch ops, so :meth:`ReviseVLM.judge_probability` has a gradient w.r.t. candidate pixels
-(the self-reflective loss backpropagates through it into a generator).
+``V1`` is the source (the clip described, for ``describe``), ``V2`` the candidate edit. The candidate's
+tokens are computed *in comparison with the source* (frame differences enter the first conv, per-cell
+change and a global change summary are added; see :class:`VideoEncoder`): a judge trained from scratch
+without them stayed at chance for 1,000 steps. Frames enter as float RGB in [0, 1]; sampling ``k``
+frames and resizing to ``image_size`` happen inside the model with differentiable torch ops, so
+:meth:`ReviseVLM.judge_probability` has a gradient w.r.t. candidate pixels (the self-reflective loss
+backpropagates through it into a generator).
 
 Checkpoints are a folder with ``config.json`` (:class:`VLMConfig`), ``model.safetensors`` and
 ``tokenizer.json``; nothing is pickled. See ``docs/model.md`` ("Internal VLM") for the design reasons.
@@ -51,14 +54,16 @@ class VLMConfig:
     image_size: int = 32
     frames: int = 8
     grid: int = 4
-    tubelet: int = 2
+    tubelet: int = 4
     vision_channels: list[int] = field(default_factory=lambda: [32, 64, 128])
-    hidden_size: int = 192
-    num_layers: int = 4
+    hidden_size: int = 128
+    num_layers: int = 3
     num_heads: int = 4
-    intermediate_size: int = 512
+    intermediate_size: int = 384
     max_text_tokens: int = 48
     max_answer_tokens: int = 64
+    tie_embeddings: bool = True
+    colour_detectors: int = 16
     format: str = FORMAT
 
     def __post_init__(self):
@@ -112,7 +117,8 @@ def prepare_video(frames, k: int, size: int) -> torch.Tensor:
     if x.dim() == 4:
         x = x.unsqueeze(0)
     if x.dim() != 5 or 3 not in (x.shape[-1], x.shape[2]):
-        raise ValueError(f"frames must be shaped (T, H, W, 3), (B, T, H, W, 3) or (B, T, 3, H, W), got {tuple(x.shape)}")
+        raise ValueError("frames must be shaped (T, H, W, 3), (B, T, H, W, 3) or (B, T, 3, H, W), "
+                         f"got {tuple(x.shape)}")
     if x.shape[-1] == 3:
         x = x.permute(0, 1, 4, 2, 3)
     x = x.float() / 255.0 if not x.is_floating_point() else x.float()
@@ -130,36 +136,86 @@ def prepare_video(frames, k: int, size: int) -> torch.Tensor:
 
 
 class VideoEncoder(nn.Module):
-    """``(B, k, 3, S, S)`` frames in [0, 1] -> ``(B, k / tubelet * grid**2, hidden)`` visual tokens.
+    """Frames in [0, 1] -> ``(B, k / tubelet * grid**2, hidden)`` visual tokens.
 
-    Per frame: stride-2 3x3 convs down to a ``grid x grid`` map (RGB kept: colour names most answers);
-    ``tubelet`` consecutive frames are concatenated per cell and projected; learned cell, time and video
-    slot embeddings tell the LM where and when a token is and whether it is the source or the candidate.
+    Per frame: stride-2 3x3 convs down to a ``grid x grid`` map over six channels, the frame's RGB (kept:
+    colour names most answers) and its difference from the *reference* frame at the same time (the
+    source, for a candidate; zero for the source itself), so "unchanged", "changed here" and "a
+    different scene" are visible to the first layer instead of having to be learned by attention across
+    two token streams. For a candidate, each token also gets a projection of the largest absolute
+    change inside its cell (max-pooled ``|frame - reference|``), added after the norm so that a small
+    moved object is as loud as a repainted scene is. ``tubelet`` consecutive frames are concatenated per
+    cell and projected; learned cell, time and video-slot embeddings say where and when a token is and
+    which video it belongs to.
     """
 
     def __init__(self, config: VLMConfig):
         super().__init__()
-        layers, c_in = [], 3
+        layers, c_in = [], 6
         for c in config.vision_channels:
             layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GELU()]
             c_in = c
         self.convs = nn.Sequential(*layers)
         self.tubelet = config.tubelet
         self.proj = nn.Linear(c_in * config.tubelet, config.hidden_size)
+        self.change = nn.Linear(3 * config.tubelet, config.hidden_size)
+        self.colours = nn.Conv2d(3, config.colour_detectors, 1)
+        d, k = config.hidden_size, config.frames
+        # one input projection per statistic, so each is initialised for its own width
+        self.summary_in = nn.ModuleList([nn.Linear(6 * k, d), nn.Linear(k * config.colour_detectors, d),
+                                         nn.Linear(4 * (k - 1), d)])
+        self.summary_out = nn.Sequential(nn.GELU(), nn.Linear(d, d))
+        self.grid = config.grid
         self.norm = nn.LayerNorm(config.hidden_size)
         steps = config.frames // config.tubelet
         self.cell = nn.Parameter(torch.randn(config.grid ** 2, config.hidden_size) * 0.02)
         self.time = nn.Parameter(torch.randn(steps, 1, config.hidden_size) * 0.02)
         self.slot = nn.Parameter(torch.randn(2, config.hidden_size) * 0.02)
 
-    def forward(self, frames: torch.Tensor, slot: int) -> torch.Tensor:
+    def _colour_shares(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(B, k, detectors)``: the share of each frame that each learned 1x1 colour detector fires on."""
         b, k, c, h, w = frames.shape
-        feats = self.convs(frames.reshape(b * k, c, h, w) * 2.0 - 1.0)  # (b*k, C, g, g)
-        ch, cells = feats.shape[1], feats.shape[2] * feats.shape[3]
-        feats = feats.reshape(b, k // self.tubelet, self.tubelet, ch, cells).permute(0, 1, 4, 2, 3)
-        tokens = self.proj(feats.reshape(b, k // self.tubelet, cells, self.tubelet * ch))
+        return torch.sigmoid(self.colours(frames.reshape(b * k, c, h, w) * 2.0 - 1.0)).mean((-1, -2)).reshape(b, k, -1)
+
+    def _motion(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(B, 2 (k - 1))``: mean and largest per-cell change from each frame to the next (smooth motion or not)."""
+        b, k, c, h, w = frames.shape
+        step = (frames[:, 1:] - frames[:, :-1]).abs().reshape(b * (k - 1), c, h, w)
+        cells = F.adaptive_max_pool2d(step, self.grid).amax(1).reshape(b, k - 1, -1)
+        return torch.cat([cells.mean(-1), cells.amax(-1)], dim=-1)
+
+    def _per_cell(self, maps: torch.Tensor, b: int, k: int) -> torch.Tensor:
+        """``(b*k, C, g, g)`` maps -> ``(b, k / tubelet, g*g, tubelet*C)``: a tubelet's frames side by side."""
+        ch, cells = maps.shape[1], maps.shape[2] * maps.shape[3]
+        maps = maps.reshape(b, k // self.tubelet, self.tubelet, ch, cells).permute(0, 1, 4, 2, 3)
+        return maps.reshape(b, k // self.tubelet, cells, self.tubelet * ch)
+
+    def forward(self, frames: torch.Tensor, slot: int, reference: torch.Tensor | None = None):
+        """``frames`` and ``reference`` ``(B, k, 3, S, S)`` -> ``(tokens, summary)``.
+
+        ``reference`` None means no comparison (``summary`` is then None). ``summary`` ``(B, hidden)`` is
+        an MLP of global comparison statistics: every frame's mean and largest per-cell change per
+        channel (how much changed, when), how the share of each learned colour differs between candidate
+        and reference frames (the same things or other ones, whatever the camera does), and the
+        frame-to-frame motion of both (smooth or scrambled). The change and colour statistics are zero
+        for an unchanged clip.
+        """
+        b, k, c, h, w = frames.shape
+        diff = torch.zeros_like(frames) if reference is None else frames - reference
+        x = torch.cat([frames * 2.0 - 1.0, diff], dim=2).reshape(b * k, 2 * c, h, w)
+        feats = self.convs(x)  # (b*k, C, g, g)
+        tokens = self.proj(self._per_cell(feats, b, k))
         tokens = self.norm(tokens + self.cell + self.time) + self.slot[slot]
-        return tokens.reshape(b, -1, tokens.shape[-1])
+        summary = None
+        if reference is not None:  # the largest change inside each cell, added after the norm keeps its size
+            change = F.adaptive_max_pool2d(diff.abs().reshape(b * k, c, h, w), self.grid)
+            tokens = tokens + self.change(self._per_cell(change, b, k))
+            cells = change.reshape(b, k, c, -1)
+            stats = [torch.cat([cells.mean(-1), cells.amax(-1)], -1).reshape(b, -1),
+                     (self._colour_shares(frames) - self._colour_shares(reference)).reshape(b, -1),
+                     torch.cat([self._motion(frames), self._motion(reference)], -1)]
+            summary = self.summary_out(sum(proj(x) for proj, x in zip(self.summary_in, stats)))
+        return tokens.reshape(b, -1, tokens.shape[-1]), summary
 
 
 @dataclass
@@ -192,7 +248,7 @@ class ReviseVLM(nn.Module):
             vocab_size=config.vocab_size, hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,
             num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
             num_key_value_heads=config.num_heads, max_position_embeddings=config.max_positions,
-            tie_word_embeddings=False, pad_token_id=tokenizer.pad_id, bos_token_id=tokenizer.bos_id,
+            tie_word_embeddings=config.tie_embeddings, pad_token_id=tokenizer.pad_id, bos_token_id=tokenizer.bos_id,
             eos_token_id=tokenizer.eos_id)
         lm_config._attn_implementation = "sdpa"
         self.lm = LlamaForCausalLM(lm_config)
@@ -251,18 +307,29 @@ class ReviseVLM(nn.Module):
 
     def embed(self, ids: torch.Tensor, video1: torch.Tensor, video2: torch.Tensor | None = None) -> torch.Tensor:
         """Word embeddings with the visual tokens of ``video1`` (every row) and ``video2`` (judge rows, in
-        row order) written into the placeholder positions. Videos are prepared ``(n, k, 3, S, S)`` floats."""
+        row order) written into the placeholder positions, and the candidate's change summary added to
+        its row's ``<sep>`` (the answer position). Videos are prepared ``(n, k, 3, S, S)`` floats."""
         emb = self.lm.get_input_embeddings()(ids.clamp(min=0))
+        video1 = video1.to(emb.device)
         for slot, (marker, video) in enumerate(((SLOT1, video1), (SLOT2, video2))):
             where = ids == marker
             if not bool(where.any()):
                 continue
             if video is None:
                 raise ValueError("the batch has judge rows but no candidate video")
-            tokens = self.vision(video.to(emb.device), slot).to(emb.dtype)
+            reference = None
+            if slot == 1:  # the candidate is compared with its own row's source
+                rows = where.any(-1)
+                if int(rows.sum()) != video.shape[0]:
+                    raise ValueError(f"{video.shape[0]} candidate clips for {int(rows.sum())} judge rows")
+                reference = video1[rows]
+            tokens, summary = self.vision(video.to(emb.device), slot, reference)
             if tokens.shape[0] * tokens.shape[1] != int(where.sum()):
                 raise ValueError(f"video {slot + 1}: {tokens.shape[0]} clips for {int(where.any(-1).sum())} rows")
-            emb = emb.masked_scatter(where.unsqueeze(-1), tokens)
+            emb = emb.masked_scatter(where.unsqueeze(-1), tokens.to(emb.dtype))
+            if summary is not None:
+                answer_at = (ids == self.tokenizer.sep_id) & rows.unsqueeze(-1)
+                emb = emb + torch.zeros_like(emb).masked_scatter(answer_at.unsqueeze(-1), summary.to(emb.dtype))
         return emb
 
     def _prepare(self, frames) -> torch.Tensor:
@@ -380,7 +447,7 @@ class ReviseVLM(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         (directory / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n")
         self.tokenizer.save(directory / TOKENIZER_NAME)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items() if k not in self._tied_keys()}
         save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": FORMAT})
         return directory
 
@@ -415,14 +482,18 @@ class ReviseVLM(nn.Module):
             state = load_file(str(directory / WEIGHTS_NAME))
         except (SafetensorError, OSError, ValueError) as exc:
             raise ConfigError(f"{directory / WEIGHTS_NAME}: unreadable safetensors ({exc})") from None
-        expected = model.state_dict()
+        expected = {k: v for k, v in model.state_dict().items() if k not in model._tied_keys()}
         missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
         wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
         if missing or unexpected or wrong:
             raise ConfigError(f"{directory / WEIGHTS_NAME}: weights do not match config.json "
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})")
-        model.load_state_dict(state)
+        model.load_state_dict(state, strict=False)  # only the tied output matrix is absent, checked above
         return model.to(device).eval()
+
+    def _tied_keys(self) -> set[str]:
+        """State-dict keys that alias another tensor (the output matrix when embeddings are tied)."""
+        return {"lm.lm_head.weight"} if self.config.tie_embeddings else set()
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -23,7 +23,8 @@ import math
 import os
 import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -54,18 +55,12 @@ def answer_scores(prediction: str, reference: str) -> dict[str, float]:
     """
     exact = float(" ".join(prediction.split()) == " ".join(reference.split()))
     pred, ref = _words(prediction), _words(reference)
-    common = sum((_counter(pred) & _counter(ref)).values())
+    common = sum((Counter(pred) & Counter(ref)).values())
     word_f1 = _f1(common, len(pred), len(ref))
     kp, kr = {w for w in pred if w not in STOPWORDS}, {w for w in ref if w not in STOPWORDS}
     keyword_f1 = _f1(len(kp & kr), len(kp), len(kr))
     colour_match = float({w for w in pred if w in COLOURS} == {w for w in ref if w in COLOURS})
     return {"exact": exact, "word_f1": word_f1, "keyword_f1": keyword_f1, "colour_match": colour_match}
-
-
-def _counter(words):
-    from collections import Counter
-
-    return Counter(words)
 
 
 def _f1(common: int, n_pred: int, n_ref: int) -> float:
@@ -85,8 +80,21 @@ def cosine_schedule(step: int, total: int, warmup: int) -> float:
     return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+@contextmanager
+def torch_threads(n: int):
+    """Run a block with ``n`` torch CPU threads, then restore the previous count."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def train_vlm(train_manifest: str | os.PathLike, out_dir: str | os.PathLike, *, steps: int | None = None,
-              max_minutes: float | None = None, batch_size: int = 32, lr: float = 2e-3, weight_decay: float = 0.01,
+              max_minutes: float | None = None, batch_size: int = 32, lr: float = 1e-3, weight_decay: float = 0.01,
               warmup: int = 100, judge_pairs: int = 2, seed: int = 0, eval_manifest: str | os.PathLike | None = None,
               model_config: dict | None = None, cache_dir: str | os.PathLike | None = None, threads: int = 2,
               log_every: int = 50, eval_max_samples: int | None = None, progress: bool = True) -> dict:
@@ -97,6 +105,16 @@ def train_vlm(train_manifest: str | os.PathLike, out_dir: str | os.PathLike, *, 
     stops at whichever comes first. ``model_config`` overrides :class:`~revise.model.vlm.VLMConfig`
     fields. ``eval_manifest`` (e.g. a test split) is evaluated at the end by :func:`evaluate_vlm`.
     """
+    if steps is None and max_minutes is None:
+        raise ConfigError("train_vlm needs steps or max_minutes")
+    options = dict(locals())
+    del options["threads"]
+    with torch_threads(threads):
+        return _train_vlm(**options)
+
+
+def _train_vlm(train_manifest, out_dir, *, steps, max_minutes, batch_size, lr, weight_decay, warmup, judge_pairs, seed,
+               eval_manifest, model_config, cache_dir, log_every, eval_max_samples, progress) -> dict:
     import torch
     from accelerate import Accelerator
 
@@ -104,9 +122,6 @@ def train_vlm(train_manifest: str | os.PathLike, out_dir: str | os.PathLike, *, 
     from ..model.vlm import ReviseVLM
     from ..model.vlm_data import TaskBuilder, collate, corpus, load_frames
 
-    if steps is None and max_minutes is None:
-        raise ConfigError("train_vlm needs steps or max_minutes")
-    torch.set_num_threads(threads)
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -160,7 +175,8 @@ def train_vlm(train_manifest: str | os.PathLike, out_dir: str | os.PathLike, *, 
                 window["judge_train_acc"].append(float(ok))
         step += 1
         if step % log_every == 0 or step == total:
-            record = {"step": step, "epoch": epoch, "lr": lr * scale, "seconds": round(time.perf_counter() - started, 1),
+            record = {"step": step, "epoch": epoch, "lr": lr * scale,
+                      "seconds": round(time.perf_counter() - started, 1),
                       **{key: round(float(np.mean(v)), 4) for key, v in window.items()}}
             log.write(json.dumps(record) + "\n")
             log.flush()

@@ -1,0 +1,239 @@
+"""The flow-matching generator (revise.model.generator / conditioning / flow) at a toy config, on CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from revise.errors import ConfigError
+from revise.model.flow import (add_noise, clean_estimate, flow_matching_loss, make_scheduler, sample, sample_time,
+                               shift_time)
+from revise.model.generator import GeneratorConfig, ReviseGenerator
+
+TOY = dict(sample_size=(8, 8), num_frames=4, patch_size=(1, 2, 2), num_layers=2, num_attention_heads=2,
+           attention_head_dim=12, ffn_dim=48, freq_dim=16, context_dim=16, source_patch_size=(2, 4, 4), vlm_dim=12,
+           num_vlm_queries=2, vlm_heads=2, vocab_size=20, max_text_len=6, default_steps=4, default_guidance=1.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Toy models gain nothing from threads, and two threads on a busy 2-core machine run ~10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def toy(trained: bool = True, **overrides) -> ReviseGenerator:
+    """A toy generator; ``trained`` replaces the zero-initialised output layer (which makes a fresh model
+    the copy editor) with random weights, as a trained model would have, so every condition matters."""
+    torch.manual_seed(0)
+    model = ReviseGenerator(**GeneratorConfig(**{**TOY, **overrides}).to_dict()).eval()
+    if trained:
+        torch.nn.init.normal_(model.transformer.proj_out.weight, std=0.1)
+    return model
+
+
+def video(batch: int = 2, seed: int = 0) -> torch.Tensor:
+    return torch.rand(batch, 3, 4, 8, 8, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def clip(t: int = 5, h: int = 20, w: int = 24, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (t, h, w, 3), dtype=np.uint8)
+
+
+def test_context_layout_and_cfg_drop():
+    model = toy()
+    src, ids, vlm = video(), torch.tensor([[3, 4, 5], [6, 7, 0]]), torch.randn(2, 5, 12)
+    ctx = model.encode_context(src, ids, vlm)
+    n_src = model.conditioning.source.num_tokens
+    assert ctx.shape == (2, n_src + 1 + 2 + 1 + 6, 16)
+    seps = model.conditioning.separators
+    assert torch.equal(ctx[0, n_src], seps[0]) and torch.equal(ctx[0, n_src + 3], seps[1])
+    dropped = model.encode_context(src, ids, vlm, drop=torch.tensor([True, False]))
+    assert torch.equal(dropped[1], ctx[1])
+    assert torch.equal(dropped[0, : n_src + 1], ctx[0, : n_src + 1])  # the source is never dropped
+    assert torch.equal(dropped[0, n_src + 1: n_src + 3], model.conditioning.null_vlm)
+    assert torch.equal(dropped[0, n_src + 4:], model.conditioning.null_text)
+    no_vlm = model.encode_context(src, ids, None)
+    assert torch.equal(no_vlm[:, n_src + 1: n_src + 3], model.conditioning.null_vlm.expand(2, -1, -1))
+
+
+def test_vlm_mask_hides_padding():
+    model = toy()
+    src, ids = video(1), torch.tensor([[3, 4]])
+    vlm = torch.randn(1, 5, 12)
+    mask = torch.tensor([[True, True, True, False, False]])
+    changed = vlm.clone()
+    changed[0, 3:] = 100.0
+    a = model.encode_context(src, ids, vlm, mask)
+    assert torch.allclose(a, model.encode_context(src, ids, changed, mask), atol=1e-6)
+    assert not torch.allclose(a, model.encode_context(src, ids, changed))
+
+
+def test_flow_math_and_time_sampling():
+    x0, eps = video(), video(seed=1)
+    t = torch.tensor([0.25, 0.9])
+    x_t = add_noise(x0, eps, t)
+    assert torch.allclose(clean_estimate(x_t, t, eps - x0), x0, atol=1e-6)
+    g = torch.Generator().manual_seed(0)
+    plain, shifted = sample_time(4000, generator=g), sample_time(4000, shift=3.0, generator=g)
+    assert 0 < plain.min() and plain.max() < 1 and abs(plain.mean().item() - 0.5) < 0.02
+    assert shifted.mean() > plain.mean() + 0.1
+    assert torch.allclose(shift_time(torch.tensor([0.0, 0.5, 1.0]), 3.0), torch.tensor([0.0, 0.75, 1.0]))
+    assert make_scheduler(toy()).config.shift == 3.0
+
+
+class OracleVelocity(ReviseGenerator):
+    """The exact velocity towards a known clean video: Euler on straight paths must land on it."""
+
+    clean: torch.Tensor
+
+    def forward(self, x_t, t, source, text_ids, vlm_hidden=None, vlm_mask=None, drop=None, context=None):
+        tt = torch.as_tensor(t).reshape(-1, 1, 1, 1, 1)
+        return (x_t - self.clean) / tt
+
+
+def test_sampler_integrates_the_flow_exactly():
+    model = OracleVelocity(**GeneratorConfig(**TOY).to_dict())
+    model.clean = video(1, seed=5)
+    out = sample(model, video(1), torch.tensor([[1]]), steps=5, guidance=1.0, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(out, model.clean, atol=1e-4)
+
+
+def test_training_steps_reduce_the_loss():
+    model = toy().train()
+    g = torch.Generator().manual_seed(0)
+    source = video(4, seed=2)
+    target = torch.roll(source, shifts=2, dims=-1)  # "move everything right"
+    target[2:] = -source[2:]  # "invert the colours", asked with other words
+    batch = {"source": source, "target": target, "text_ids": torch.tensor([[1, 2], [1, 2], [3, 4], [3, 4]])}
+
+    def eval_loss() -> float:
+        with torch.no_grad():
+            return float(np.mean([flow_matching_loss(model, batch, torch.Generator().manual_seed(s), drop_prob=0.0)[0].item()
+                                  for s in range(4)]))
+
+    before = eval_loss()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(60):
+        loss, _ = flow_matching_loss(model, batch, g, change_weight=2.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = eval_loss()
+    assert after < 0.7 * before, (before, after)
+
+
+def test_gradient_flows_from_the_clean_estimate():
+    model = toy().train()
+    batch = {"source": video(), "target": video(seed=3), "text_ids": torch.tensor([[1, 2, 3], [4, 5, 6]]),
+             "vlm_hidden": torch.randn(2, 3, 12)}
+    _, extras = flow_matching_loss(model, batch, torch.Generator().manual_seed(0), drop_prob=0.0)
+    assert extras.x0_hat.requires_grad and extras.x0_hat.shape == batch["target"].shape
+    extras.x0_hat.square().mean().backward()
+    for name in ("transformer.proj_out.weight", "transformer.blocks.0.attn1.to_q.weight",
+                 "transformer.blocks.1.attn2.to_k.weight", "conditioning.text.tokens.weight",
+                 "conditioning.vlm.queries", "conditioning.source.proj.weight"):
+        grad = dict(model.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_fresh_model_is_the_copy_editor():
+    model = toy(trained=False)
+    src = clip(t=4, h=8, w=8)
+    out = model.generate(src, [3, 4], torch.randn(2, 12), guidance=3.0, seed=0)
+    assert np.abs(out.astype(int) - src.astype(int)).max() <= 1
+
+
+def test_velocity_prediction_variant():
+    model = toy(trained=False, prediction="velocity", source_skip=False)
+    assert model.generate(clip(), [3]).shape == clip().shape
+    batch = {"source": video(), "target": video(seed=3), "text_ids": torch.tensor([[1], [2]])}
+    loss, extras = flow_matching_loss(model, batch, torch.Generator().manual_seed(0))
+    assert torch.allclose(extras.x0_hat, extras.x_t - extras.t.reshape(-1, 1, 1, 1, 1) * extras.v_pred)
+
+
+def test_generate_shape_dtype_and_determinism():
+    model = toy()
+    src = clip()
+    a = model.generate(src, [3, 4, 5], seed=1)
+    assert a.shape == src.shape and a.dtype == np.uint8
+    assert np.array_equal(a, model.generate(src, [3, 4, 5], seed=1))
+    assert not np.array_equal(a, model.generate(src, [3, 4, 5], seed=2))
+    floats = model.generate(torch.from_numpy(src).float() / 255, [3, 4, 5], seed=1)
+    assert floats.shape == src.shape and floats.dtype == np.uint8
+
+
+def test_guidance_uses_the_dropped_context():
+    model = toy()
+    src = clip()
+    vlm = torch.randn(4, 12)
+    # guidance 0 is the fully dropped (null) branch: the instruction and VLM cannot matter
+    assert np.array_equal(model.generate(src, [3, 4], vlm, guidance=0.0), model.generate(src, [9, 9, 9], None, guidance=0.0))
+    plain = model.generate(src, [3, 4], vlm, guidance=1.0)
+    guided = model.generate(src, [3, 4], vlm, guidance=3.0)
+    assert not np.array_equal(plain, guided)
+    assert not np.array_equal(plain, model.generate(src, [9, 9, 9], vlm, guidance=1.0))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = toy()
+    model.save_pretrained(tmp_path / "gen")
+    files = sorted(p.name for p in (tmp_path / "gen").iterdir())
+    assert files == ["config.json", "diffusion_pytorch_model.safetensors"]
+    loaded = ReviseGenerator.from_pretrained(tmp_path / "gen").eval()
+    assert tuple(loaded.config.patch_size) == TOY["patch_size"]
+    x, t, ids, vlm = video(), torch.tensor([0.3, 0.8]), torch.tensor([[1, 2], [3, 4]]), torch.randn(2, 3, 12)
+    with torch.no_grad():
+        assert torch.equal(model(x, t, video(seed=4), ids, vlm), loaded(x, t, video(seed=4), ids, vlm))
+    src = clip()
+    assert np.array_equal(model.generate(src, [1, 2], seed=3, guidance=2.0), loaded.generate(src, [1, 2], seed=3, guidance=2.0))
+
+
+@pytest.mark.parametrize("frames, message", [
+    (np.zeros((0, 8, 8, 3), np.uint8), "empty"),
+    (np.zeros((8, 8, 3), np.uint8), r"\(T, H, W, 3\)"),
+    (np.zeros((4, 8, 8, 4), np.uint8), r"\(T, H, W, 3\)"),
+    (np.zeros((4, 8, 8, 3), np.int32), "uint8 or float"),
+])
+def test_bad_frames_raise_clear_errors(frames, message):
+    with pytest.raises(ValueError, match=message):
+        toy().generate(frames, [1])
+
+
+def test_bad_conditions_raise_clear_errors():
+    model = toy()
+    src = clip()
+    with pytest.raises(ValueError, match="at most 6"):
+        model.generate(src, list(range(1, 9)))
+    with pytest.raises(ValueError, match=r"in \[0, 20\)"):
+        model.generate(src, [25])
+    with pytest.raises(ValueError, match="integers"):
+        model.generate(src, [1.5])
+    with pytest.raises(ValueError, match="vlm_hidden"):
+        model.generate(src, [1], torch.randn(3, 7))
+    with pytest.raises(ValueError, match="steps"):
+        model.generate(src, [1], steps=0)
+    with pytest.raises(ValueError, match="guidance"):
+        model.generate(src, [1], guidance=float("nan"))
+    with pytest.raises(ValueError, match="works at"):
+        model(torch.zeros(1, 3, 4, 16, 16), torch.tensor([0.5]), torch.zeros(1, 3, 4, 16, 16), torch.tensor([[1]]))
+    with pytest.raises(ValueError, match="lacks target"):
+        flow_matching_loss(model, {"source": video(), "text_ids": torch.tensor([[1], [2]])})
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"sample_size": (10, 8)}, "not divisible"),
+    ({"num_frames": 3}, "not divisible"),
+    ({"vlm_heads": 3}, "vlm_heads"),
+    ({"pad_token_id": 20}, "pad_token_id"),
+    ({"cfg_drop_prob": 1.0}, "cfg_drop_prob"),
+    ({"prediction": "eps"}, "prediction"),
+    ({"prediction": "velocity"}, "source_skip"),
+    ({"min_time": 0.0}, "min_time"),
+])
+def test_inconsistent_configs_raise_config_error(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        toy(**overrides)
