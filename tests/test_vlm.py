@@ -107,6 +107,14 @@ def test_training_lowers_the_loss(trained):
     assert len(e["judge_by_dimension"]) == 8
 
 
+def test_time_budget_and_missing_budget(manifest, tmp_path):
+    metrics = train_vlm(manifest, tmp_path / "timed", max_minutes=0.02, batch_size=4, model_config=TOY, threads=1,
+                        progress=False)
+    assert metrics["steps"] >= 1 and (tmp_path / "timed" / "model.safetensors").is_file()
+    with pytest.raises(ConfigError, match="steps or max_minutes"):
+        train_vlm(manifest, tmp_path / "none", model_config=TOY)
+
+
 def test_save_load_gives_identical_outputs(trained, bank, tmp_path):
     out, _ = trained
     model = ReviseVLM.from_pretrained(out)

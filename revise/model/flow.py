@@ -77,8 +77,11 @@ def _check_batch(batch) -> None:
                          "must have the same shape")
 
 
+LOSS_SPACES = ("velocity", "x0")
+
+
 def flow_matching_loss(model, batch, generator: torch.Generator | None = None, *, change_weight: float = 0.0,
-                       drop_prob: float | None = None) -> tuple[torch.Tensor, FlowExtras]:
+                       drop_prob: float | None = None, loss_space: str = "velocity") -> tuple[torch.Tensor, FlowExtras]:
     """The flow-matching loss of ``model`` on one batch, and the step's :class:`FlowExtras`.
 
     ``batch``: ``source``, ``target`` ``(B, 3, T, H, W)`` in [-1, 1]; ``text_ids`` ``(B, L)``; optional
@@ -89,6 +92,8 @@ def flow_matching_loss(model, batch, generator: torch.Generator | None = None, *
     be drowned by the copied background. All randomness comes from ``generator``.
     """
     _check_batch(batch)
+    if loss_space not in LOSS_SPACES:
+        raise ValueError(f"loss_space must be one of {LOSS_SPACES}, got {loss_space!r}")
     source, target = batch["source"], batch["target"]
     cfg = model.config
     b = target.shape[0]
@@ -100,7 +105,11 @@ def flow_matching_loss(model, batch, generator: torch.Generator | None = None, *
     x_t = add_noise(target, noise, t)
     v_pred = model(x_t, t, source, batch["text_ids"], batch.get("vlm_hidden"), batch.get("vlm_mask"), drop=drop)
     v_target = noise - target
-    err = (v_pred.float() - v_target.float()) ** 2
+    x0_hat = clean_estimate(x_t, t, v_pred)
+    if loss_space == "velocity":
+        err = (v_pred.float() - v_target.float()) ** 2
+    else:
+        err = (x0_hat.float() - target.float()) ** 2
     if change_weight > 0:
         changed = ((target - source).abs().amax(dim=1, keepdim=True) > 0.1).to(err.dtype)
         weight = 1.0 + change_weight * changed
@@ -108,7 +117,7 @@ def flow_matching_loss(model, batch, generator: torch.Generator | None = None, *
     else:
         loss = err.mean()
     return loss, FlowExtras(x_t=x_t, t=t, noise=noise, v_pred=v_pred, v_target=v_target,
-                            x0_hat=clean_estimate(x_t, t, v_pred), drop=drop)
+                            x0_hat=x0_hat, drop=drop)
 
 
 def make_scheduler(model):

@@ -11,10 +11,10 @@ through ``inputs_embeds``. One network does three jobs, chosen by a task token:
 ``V1`` is the source (the clip described, for ``describe``), ``V2`` the candidate edit. The candidate's
 tokens are computed *in comparison with the source* (frame differences enter the first conv, per-cell
 change and a global change summary are added; see :class:`VideoEncoder`): a judge trained from scratch
-without them stayed at chance for 1,000 steps. Frames enter as float RGB in [0, 1]; sampling ``k``
-frames and resizing to ``image_size`` happen inside the model with differentiable torch ops, so
-:meth:`ReviseVLM.judge_probability` has a gradient w.r.t. candidate pixels (the self-reflective loss
-backpropagates through it into a generator).
+without them stayed at chance for 1,000 steps (``docs/model.md``). Frames enter as float RGB in [0, 1];
+sampling ``k`` frames and resizing to ``image_size`` happen inside the model with differentiable torch
+ops, so :meth:`ReviseVLM.judge_probability` has a gradient w.r.t. candidate pixels (the self-reflective
+loss backpropagates through it into a generator).
 
 Checkpoints are a folder with ``config.json`` (:class:`VLMConfig`), ``model.safetensors`` and
 ``tokenizer.json``; nothing is pickled. See ``docs/model.md`` ("Internal VLM") for the design reasons.

@@ -69,6 +69,8 @@ def load_frames(manifest: str | os.PathLike | Manifest, *, size: int = 32, frame
     ``frames-<hash>.npz`` (the hash covers the manifest bytes, ``size``, ``frames``) and reused.
     Every sample needs a target, a reference answer and a ``target_caption``.
     """
+    import torch
+
     from .vlm import prepare_video
 
     manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
@@ -89,7 +91,7 @@ def load_frames(manifest: str | os.PathLike | Manifest, *, size: int = 32, frame
     def small(path) -> np.ndarray:
         clip = match_length(read_video(path).frames, frames)
         x = prepare_video(clip, frames, size)[0].permute(0, 2, 3, 1)
-        return (x * 255.0).round().clamp(0, 255).to(dtype=__import__("torch").uint8).numpy()
+        return (x * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
 
     from rich.progress import track
 
