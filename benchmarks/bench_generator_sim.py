@@ -37,7 +37,7 @@ from revise.data import SUBSETS, load_manifest
 from revise.judges import create_judge
 from revise.judges.base import JudgeInput
 from revise.model.flow import flow_matching_loss
-from revise.model.generator import GeneratorConfig, ReviseGenerator
+from revise.model.generator import ReviseGenerator
 from revise.sim import generate_dataset
 from revise.video import Video, match_length, read_video, resize_frames
 
@@ -93,7 +93,8 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 127.5 - 1.0
 
 
-def train(model, source, target, ids, *, minutes, max_steps, batch_size, lr, warmup, change_weight, seed, log_path):
+def train(model, source, target, ids, *, minutes, max_steps, batch_size, lr, warmup, change_weight, loss_space, seed,
+          log_path):
     """Train until ``minutes`` of wall time or ``max_steps`` (if given) pass; the cosine decay follows
     whichever budget is set (steps first: on a shared machine wall time is not reproducible)."""
     gen = torch.Generator().manual_seed(seed)
@@ -110,7 +111,7 @@ def train(model, source, target, ids, *, minutes, max_steps, batch_size, lr, war
                 group["lr"] = lr * scale
             idx = torch.randint(0, len(source), (batch_size,), generator=gen)
             batch = {"source": to_unit(source[idx]), "target": to_unit(target[idx]), "text_ids": ids[idx]}
-            loss, _ = flow_matching_loss(model, batch, gen, change_weight=change_weight)
+            loss, _ = flow_matching_loss(model, batch, gen, change_weight=change_weight, loss_space=loss_space)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -177,10 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=20.0, help="wall-time budget for training")
     p.add_argument("--max-steps", type=int, default=None, help="step budget (the schedule follows it when set)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=100)
-    p.add_argument("--change-weight", type=float, default=4.0)
-    p.add_argument("--config", type=json.loads, default={}, help="JSON overrides of GeneratorConfig")
+    p.add_argument("--change-weight", type=float, default=0.0)
+    p.add_argument("--loss-space", choices=("velocity", "x0"), default="x0")
+    p.add_argument("--config", type=json.loads, default={}, help="JSON overrides of ReviseGenerator's config")
     p.add_argument("--grid", default="12:1,12:2,12:3", help="steps:guidance settings tried on val")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -190,12 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.time()
-    manifests = {name: ensure_split(args.data, name, n) for name, n in
-                 (("train", args.train_per_dimension), ("val", args.val_per_dimension), ("test", args.test_per_dimension))}
+    sizes = {"train": args.train_per_dimension, "val": args.val_per_dimension, "test": args.test_per_dimension}
+    manifests = {name: ensure_split(args.data, name, n) for name, n in sizes.items()}
     train_samples = list(load_manifest(manifests["train"]))
     vocab = build_vocab(s.instruction for s in train_samples)
-    cfg = GeneratorConfig(vocab_size=len(vocab), **args.config)
-    model = ReviseGenerator(**cfg.to_dict())
+    model = ReviseGenerator(vocab_size=len(vocab), **args.config)
+    cfg = model.config
     shape = model.video_shape
     train_samples, source, target = cached_tensors(args.data, "train", manifests["train"], shape)
     ids = torch.stack([model.pad_ids(encode(s.instruction, vocab, cfg.max_text_len))[0] for s in train_samples])
@@ -203,9 +205,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters", flush=True)
 
     cpu0 = time.process_time()
-    steps_done, train_s, history = train(model, source, target, ids, minutes=args.minutes, max_steps=args.max_steps, batch_size=args.batch_size,
-                                         lr=args.lr, warmup=args.warmup, change_weight=args.change_weight,
-                                         seed=args.seed, log_path=args.out / "train_log.jsonl")
+    steps_done, train_s, history = train(
+        model, source, target, ids, minutes=args.minutes, max_steps=args.max_steps, batch_size=args.batch_size,
+        lr=args.lr, warmup=args.warmup, change_weight=args.change_weight, loss_space=args.loss_space, seed=args.seed,
+        log_path=args.out / "train_log.jsonl")
     train_cpu = time.process_time() - cpu0
     model.save_pretrained(args.out / "generator")
     (args.out / "vocab.json").write_text(json.dumps(vocab))
@@ -215,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     val_scores = {}
     for item in args.grid.split(","):
         steps, guidance = item.split(":")
-        rows, _ = evaluate(model, val, vocab, steps=int(steps), guidance=float(guidance), seed=args.seed, with_copy=False)
+        rows, _ = evaluate(model, val, vocab, steps=int(steps), guidance=float(guidance), seed=args.seed,
+                           with_copy=False)
         score = float(np.mean([r["gen_reasoning_s"] for r in rows]))
         val_scores[item] = score
         print(f"val {item}: mean reasoning share {score:.3f}", flush=True)
@@ -225,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, seconds = evaluate(model, test, vocab, steps=choice[0], guidance=choice[1], seed=args.seed, with_copy=True)
     per_dim = table(rows)
     ckpt_bytes = sum(f.stat().st_size for f in (args.out / "generator").iterdir())
-    report = {"config": cfg.to_dict(), "args": {k: str(v) for k, v in vars(args).items()}, "train_steps": steps_done,
+    report = {"config": dict(cfg), "args": {k: str(v) for k, v in vars(args).items()}, "train_steps": steps_done,
               "train_seconds": round(train_s, 1), "train_cpu_seconds": round(train_cpu, 1),
               "loss_first": history[0]["loss"] if history else None,
               "loss_last": history[-1]["loss"] if history else None, "val_grid": val_scores,
@@ -233,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
               "seconds_per_edit": {"mean": round(float(np.mean(seconds)), 3), "max": round(float(np.max(seconds)), 3)},
               "checkpoint_bytes": ckpt_bytes, "per_dimension": per_dim, "rows": rows}
     (args.out / "eval.json").write_text(json.dumps(report, indent=1))
-    print(f"trained {steps_done} steps in {train_s:.0f}s wall, {train_cpu:.0f}s CPU; loss {report['loss_first']:.4f} -> {report['loss_last']:.4f}; "
+    print(f"trained {steps_done} steps in {train_s:.0f}s wall, {train_cpu:.0f}s CPU; "
+          f"loss {report['loss_first']:.4f} -> {report['loss_last']:.4f}; "
           f"chosen steps {choice[0]} guidance {choice[1]}; {report['seconds_per_edit']['mean']:.2f}s per edit; "
           f"checkpoint {ckpt_bytes / 1e6:.1f} MB")
     print(f"{'dimension':<18}{'gen R/C/Q':>18}{'copy R/C/Q':>18}{'gen R share':>13}{'copy R share':>14}")

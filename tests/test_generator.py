@@ -9,7 +9,7 @@ import torch
 from revise.errors import ConfigError
 from revise.model.flow import (add_noise, clean_estimate, flow_matching_loss, make_scheduler, sample, sample_time,
                                shift_time)
-from revise.model.generator import GeneratorConfig, ReviseGenerator
+from revise.model.generator import ReviseGenerator
 
 TOY = dict(sample_size=(8, 8), num_frames=4, patch_size=(1, 2, 2), num_layers=2, num_attention_heads=2,
            attention_head_dim=12, ffn_dim=48, freq_dim=16, context_dim=16, source_patch_size=(2, 4, 4), vlm_dim=12,
@@ -29,7 +29,7 @@ def toy(trained: bool = True, **overrides) -> ReviseGenerator:
     """A toy generator; ``trained`` replaces the zero-initialised output layer (which makes a fresh model
     the copy editor) with random weights, as a trained model would have, so every condition matters."""
     torch.manual_seed(0)
-    model = ReviseGenerator(**GeneratorConfig(**{**TOY, **overrides}).to_dict()).eval()
+    model = ReviseGenerator(**{**TOY, **overrides}).eval()
     if trained:
         torch.nn.init.normal_(model.transformer.proj_out.weight, std=0.1)
     return model
@@ -96,9 +96,10 @@ class OracleVelocity(ReviseGenerator):
 
 
 def test_sampler_integrates_the_flow_exactly():
-    model = OracleVelocity(**GeneratorConfig(**TOY).to_dict())
+    model = OracleVelocity(**TOY)
     model.clean = video(1, seed=5)
-    out = sample(model, video(1), torch.tensor([[1]]), steps=5, guidance=1.0, generator=torch.Generator().manual_seed(0))
+    out = sample(model, video(1), torch.tensor([[1]]), steps=5, guidance=1.0,
+                 generator=torch.Generator().manual_seed(0))
     assert torch.allclose(out, model.clean, atol=1e-4)
 
 
@@ -112,8 +113,9 @@ def test_training_steps_reduce_the_loss():
 
     def eval_loss() -> float:
         with torch.no_grad():
-            return float(np.mean([flow_matching_loss(model, batch, torch.Generator().manual_seed(s), drop_prob=0.0)[0].item()
-                                  for s in range(4)]))
+            losses = [flow_matching_loss(model, batch, torch.Generator().manual_seed(s), drop_prob=0.0)[0]
+                      for s in range(4)]
+            return float(torch.stack(losses).mean())
 
     before = eval_loss()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -138,6 +140,17 @@ def test_gradient_flows_from_the_clean_estimate():
                  "conditioning.vlm.queries", "conditioning.source.proj.weight"):
         grad = dict(model.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_loss_spaces():
+    model = toy()
+    batch = {"source": video(), "target": video(seed=3), "text_ids": torch.tensor([[1], [2]])}
+    loss_v, ex = flow_matching_loss(model, batch, torch.Generator().manual_seed(0), loss_space="velocity")
+    loss_x, ex_x = flow_matching_loss(model, batch, torch.Generator().manual_seed(0), loss_space="x0")
+    assert torch.allclose(loss_v, (ex.v_pred - ex.v_target).square().mean())
+    assert torch.allclose(loss_x, (ex_x.x0_hat - batch["target"]).square().mean())
+    with pytest.raises(ValueError, match="loss_space"):
+        flow_matching_loss(model, batch, loss_space="eps")
 
 
 def test_fresh_model_is_the_copy_editor():
@@ -171,7 +184,8 @@ def test_guidance_uses_the_dropped_context():
     src = clip()
     vlm = torch.randn(4, 12)
     # guidance 0 is the fully dropped (null) branch: the instruction and VLM cannot matter
-    assert np.array_equal(model.generate(src, [3, 4], vlm, guidance=0.0), model.generate(src, [9, 9, 9], None, guidance=0.0))
+    null_only = model.generate(src, [3, 4], vlm, guidance=0.0)
+    assert np.array_equal(null_only, model.generate(src, [9, 9, 9], None, guidance=0.0))
     plain = model.generate(src, [3, 4], vlm, guidance=1.0)
     guided = model.generate(src, [3, 4], vlm, guidance=3.0)
     assert not np.array_equal(plain, guided)
@@ -189,7 +203,8 @@ def test_save_and_load_round_trip(tmp_path):
     with torch.no_grad():
         assert torch.equal(model(x, t, video(seed=4), ids, vlm), loaded(x, t, video(seed=4), ids, vlm))
     src = clip()
-    assert np.array_equal(model.generate(src, [1, 2], seed=3, guidance=2.0), loaded.generate(src, [1, 2], seed=3, guidance=2.0))
+    assert np.array_equal(model.generate(src, [1, 2], seed=3, guidance=2.0),
+                          loaded.generate(src, [1, 2], seed=3, guidance=2.0))
 
 
 @pytest.mark.parametrize("frames, message", [
@@ -214,6 +229,8 @@ def test_bad_conditions_raise_clear_errors():
         model.generate(src, [1.5])
     with pytest.raises(ValueError, match="vlm_hidden"):
         model.generate(src, [1], torch.randn(3, 7))
+    with pytest.raises(ValueError, match="vlm_mask"):
+        model.generate(src, [1], torch.randn(3, 12), vlm_mask=torch.ones(4, dtype=torch.bool))
     with pytest.raises(ValueError, match="steps"):
         model.generate(src, [1], steps=0)
     with pytest.raises(ValueError, match="guidance"):

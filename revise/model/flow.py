@@ -6,6 +6,7 @@ Conventions (rectified flow, as Wan and SD3; the ReViSE reconstruction in PAPER.
     v*    = eps - x_0                        the target velocity, dx_t/dt
     L_FM  = mean || v_theta(x_t, t, c) - v* ||^2
     x0hat = x_t - t v_theta(x_t, t, c)       one-step clean estimate, WITH gradient (self-reflection)
+    L_x0  = mean || x0hat - x_0 ||^2         loss_space="x0" [ours]: L_FM weighted by t^2, every t alike
 
 Training times are logit-normal, ``t = sigmoid(n)``, ``n ~ N(logit_mean, logit_std)``, then shifted
 ``t <- s t / (1 + (s - 1) t)`` with the model's ``flow_shift`` ``s`` (more weight on noisy times). The
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 BATCH_KEYS = ("source", "target", "text_ids")
+LOSS_SPACES = ("velocity", "x0")
 
 
 def shift_time(t: torch.Tensor, shift: float) -> torch.Tensor:
@@ -77,9 +79,6 @@ def _check_batch(batch) -> None:
                          "must have the same shape")
 
 
-LOSS_SPACES = ("velocity", "x0")
-
-
 def flow_matching_loss(model, batch, generator: torch.Generator | None = None, *, change_weight: float = 0.0,
                        drop_prob: float | None = None, loss_space: str = "velocity") -> tuple[torch.Tensor, FlowExtras]:
     """The flow-matching loss of ``model`` on one batch, and the step's :class:`FlowExtras`.
@@ -89,7 +88,9 @@ def flow_matching_loss(model, batch, generator: torch.Generator | None = None, *
     probability ``drop_prob`` (default: the model's ``cfg_drop_prob``). ``change_weight`` > 0 weights
     the squared error by ``1 + change_weight * m`` where ``m`` marks pixels whose target differs from the
     source (by more than 0.1 on [-1, 1]): the edit is a small part of most frames and would otherwise
-    be drowned by the copied background. All randomness comes from ``generator``.
+    be drowned by the copied background. ``loss_space``: "velocity" (``L_FM``, the paper's) or "x0"
+    (``L_x0``: ``L_FM`` puts most weight on small ``t``, where the input is almost clean; see
+    docs/model-generator.md). All randomness comes from ``generator``.
     """
     _check_batch(batch)
     if loss_space not in LOSS_SPACES:

@@ -14,8 +14,8 @@ what the instruction implies" a local computation; the source tokens in the cont
 
 Example::
 
-    from revise.model.generator import GeneratorConfig, ReviseGenerator
-    model = ReviseGenerator(**GeneratorConfig(vocab_size=512).to_dict())
+    from revise.model.generator import ReviseGenerator
+    model = ReviseGenerator(vocab_size=512, vlm_dim=256)  # every other field at its default (the shipped size)
     frames = model.generate(source_uint8_t_h_w_3, [5, 17, 42], steps=12, guidance=2.0, seed=0)
     model.save_pretrained("ckpt/generator")           # config.json + diffusion_pytorch_model.safetensors
     model = ReviseGenerator.from_pretrained("ckpt/generator")
@@ -23,66 +23,26 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import torch
-from torch import nn
 from diffusers import ModelMixin, WanTransformer3DModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from torch import nn
 
 from ..errors import ConfigError
 from ..video import match_length, resize_frames, to_uint8
 from .conditioning import ConditioningEncoder
+from .flow import sample
 
 TIME_SCALE = 1000.0  # the Wan time embedding expects timesteps in [0, 1000]; flow time t lives in [0, 1]
 PREDICTIONS = ("x0", "velocity")
 
 
-@dataclass
-class GeneratorConfig:
-    """The default (shipped-size) configuration; ``asdict`` gives ``ReviseGenerator``'s keyword arguments.
-
-    Sizes were chosen for a 2-core CPU: 32x32x16 pixels, (2, 4, 4) patches -> 512 video tokens, 4 layers
-    of width 128. ``flow_shift`` and the logit-normal parameters define training-time sampling of ``t``
-    and the inference schedule, so they travel with the checkpoint.
-    """
-
-    sample_size: tuple[int, int] = (32, 32)
-    num_frames: int = 16
-    patch_size: tuple[int, int, int] = (2, 4, 4)
-    num_layers: int = 4
-    num_attention_heads: int = 4
-    attention_head_dim: int = 32
-    ffn_dim: int = 512
-    freq_dim: int = 64
-    context_dim: int = 128
-    concat_source: bool = True
-    prediction: str = "x0"
-    source_skip: bool = True
-    min_time: float = 0.05
-    source_patch_size: tuple[int, int, int] = (2, 8, 8)
-    vlm_dim: int = 256
-    num_vlm_queries: int = 8
-    vlm_heads: int = 4
-    vocab_size: int = 1024
-    max_text_len: int = 32
-    pad_token_id: int = 0
-    cfg_drop_prob: float = 0.1
-    flow_shift: float = 3.0
-    logit_mean: float = 0.0
-    logit_std: float = 1.0
-    default_steps: int = 12
-    default_guidance: float = 2.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 def _check_divisible(what: str, size, patch) -> None:
     for s, p in zip(size, patch):
         if p <= 0 or s % p:
-            raise ConfigError(f"generator config: {what} {tuple(size)} is not divisible by the patch size {tuple(patch)}")
+            raise ConfigError(f"generator config: {what} {tuple(size)} is not divisible by the patch size "
+                              f"{tuple(patch)}")
 
 
 class ReviseGenerator(ModelMixin, ConfigMixin):
@@ -92,16 +52,30 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
     ``t`` is ``(B,)`` in [0, 1] (0 = clean, 1 = noise); text ids ``(B, L)`` int, ``L <= max_text_len``
     (right-padded with ``pad_token_id`` to ``max_text_len`` inside); VLM hidden states
     ``(B, L_vlm, vlm_dim)`` with an optional ``(B, L_vlm)`` bool mask, or None (null VLM tokens).
+
+    Config (the defaults are the shipped size, chosen for a 2-core CPU; see docs/model-generator.md):
+
+    - denoiser: ``sample_size`` (H, W) and ``num_frames`` it works at; Wan's ``patch_size``, ``num_layers``,
+      ``num_attention_heads`` x ``attention_head_dim``, ``ffn_dim``, ``freq_dim``;
+    - parametrisation: ``concat_source`` (source as 3 extra input channels), ``prediction`` ("x0": the
+      transformer predicts the clean video and the velocity is derived; "velocity"), ``source_skip``
+      (x0 = source + output, output layer zero-initialised: a fresh model copies), ``scale_noisy_input``
+      (the denoiser sees ``(1 - t) x_t``), ``min_time`` (floor of ``t`` when deriving the velocity);
+    - context: ``context_dim``, ``source_patch_size``, ``vlm_dim`` / ``num_vlm_queries`` / ``vlm_heads``
+      (the VLM adapter), ``vocab_size`` / ``max_text_len`` / ``pad_token_id`` (the instruction);
+    - training and sampling: ``cfg_drop_prob``, ``flow_shift``, ``logit_mean`` / ``logit_std`` (training
+      times), ``default_steps`` / ``default_guidance`` (``generate``). They travel with the checkpoint.
     """
 
     config_name = "config.json"
 
     @register_to_config
     def __init__(self, sample_size=(32, 32), num_frames=16, patch_size=(2, 4, 4), num_layers=4, num_attention_heads=4,
-                 attention_head_dim=32, ffn_dim=512, freq_dim=64, context_dim=128, concat_source=True, prediction="x0",
-                 source_skip=True, min_time=0.05, source_patch_size=(2, 8, 8), vlm_dim=256, num_vlm_queries=8, vlm_heads=4,
-                 vocab_size=1024, max_text_len=32, pad_token_id=0, cfg_drop_prob=0.1, flow_shift=3.0, logit_mean=0.0,
-                 logit_std=1.0, default_steps=12, default_guidance=2.0):
+                 attention_head_dim=32, ffn_dim=512, freq_dim=64, concat_source=True, prediction="x0",
+                 source_skip=True, scale_noisy_input=True, min_time=0.05, context_dim=128, source_patch_size=(2, 8, 8),
+                 vlm_dim=256, num_vlm_queries=8, vlm_heads=4, vocab_size=1024, max_text_len=32, pad_token_id=0,
+                 cfg_drop_prob=0.1, flow_shift=3.0, logit_mean=0.0, logit_std=1.0, default_steps=12,
+                 default_guidance=2.0):
         super().__init__()
         video = (int(num_frames), *(int(s) for s in sample_size))
         _check_divisible("video size (T, H, W)", video, patch_size)
@@ -109,19 +83,22 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
         if context_dim % vlm_heads:
             raise ConfigError(f"generator config: context_dim {context_dim} is not divisible by vlm_heads {vlm_heads}")
         if not 0 <= pad_token_id < vocab_size:
-            raise ConfigError(f"generator config: pad_token_id {pad_token_id} is outside the vocabulary (size {vocab_size})")
+            raise ConfigError(f"generator config: pad_token_id {pad_token_id} is outside the vocabulary "
+                              f"(size {vocab_size})")
         if prediction not in PREDICTIONS:
             raise ConfigError(f"generator config: prediction must be one of {PREDICTIONS}, got {prediction!r}")
         if source_skip and prediction != "x0":
-            raise ConfigError("generator config: source_skip needs prediction='x0' (it adds the source to the clean estimate)")
+            raise ConfigError("generator config: source_skip needs prediction='x0' (it adds the source to the clean "
+                              "estimate)")
         if not 0.0 < min_time < 1.0:
             raise ConfigError(f"generator config: min_time must be in (0, 1), got {min_time}")
         if not 0.0 <= cfg_drop_prob < 1.0:
             raise ConfigError(f"generator config: cfg_drop_prob must be in [0, 1), got {cfg_drop_prob}")
         self.transformer = WanTransformer3DModel(
-            patch_size=tuple(patch_size), num_attention_heads=num_attention_heads, attention_head_dim=attention_head_dim,
-            in_channels=6 if concat_source else 3, out_channels=3, text_dim=context_dim, freq_dim=freq_dim,
-            ffn_dim=ffn_dim, num_layers=num_layers, rope_max_seq_len=max(64, *video))
+            patch_size=tuple(patch_size), num_attention_heads=num_attention_heads,
+            attention_head_dim=attention_head_dim, in_channels=6 if concat_source else 3, out_channels=3,
+            text_dim=context_dim, freq_dim=freq_dim, ffn_dim=ffn_dim, num_layers=num_layers,
+            rope_max_seq_len=max(64, *video))
         if source_skip:  # start as the copy editor: the transformer learns only the change
             nn.init.zeros_(self.transformer.proj_out.weight)
             nn.init.zeros_(self.transformer.proj_out.bias)
@@ -160,7 +137,8 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
         t = torch.as_tensor(t, dtype=x_t.dtype, device=x_t.device).reshape(-1).expand(x_t.shape[0])
         if context is None:
             context = self.encode_context(source, text_ids, vlm_hidden, vlm_mask, drop)
-        hidden = torch.cat([x_t, source], dim=1) if self.config.concat_source else x_t
+        x_in = x_t * (1 - t).reshape(-1, 1, 1, 1, 1) if self.config.scale_noisy_input else x_t
+        hidden = torch.cat([x_in, source], dim=1) if self.config.concat_source else x_in
         out = self.transformer(hidden, t * TIME_SCALE, context, return_dict=False)[0]
         if self.config.prediction == "velocity":
             return out
@@ -178,7 +156,8 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
                              "use ReviseGenerator.frames_to_tensor")
 
     def _check_vlm(self, hidden: torch.Tensor, mask: torch.Tensor | None, batch: int) -> None:
-        if hidden.ndim != 3 or hidden.shape[0] != batch or hidden.shape[2] != self.config.vlm_dim or hidden.shape[1] < 1:
+        expected = hidden.ndim == 3 and hidden.shape[0] == batch and hidden.shape[2] == self.config.vlm_dim
+        if not expected or hidden.shape[1] < 1:
             raise ValueError(f"vlm_hidden must be ({batch}, L >= 1, {self.config.vlm_dim}), got {tuple(hidden.shape)}")
         if mask is not None and tuple(mask.shape) != tuple(hidden.shape[:2]):
             raise ValueError(f"vlm_mask must be {tuple(hidden.shape[:2])}, got {tuple(mask.shape)}")
@@ -230,12 +209,11 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
         """Edit one video: uint8 ``(T, H, W, 3)`` at the source's length and size.
 
         ``source_frames``: uint8 ``(T, H, W, 3)`` or float in [0, 1] of that shape. ``instruction_ids``:
-        token ids ``(L,)``. ``vlm_hidden``: ``(L_vlm, vlm_dim)`` or ``(1, L_vlm, vlm_dim)``, or None.
+        token ids ``(L,)``. ``vlm_hidden``: ``(L_vlm, vlm_dim)`` or ``(1, L_vlm, vlm_dim)``, or None;
+        ``vlm_mask``: ``(L_vlm,)`` or ``(1, L_vlm)`` bool, True for real tokens.
         ``guidance`` > 1 runs classifier-free guidance against the VLM+text-dropped context. The same
         ``seed`` gives the same frames.
         """
-        from .flow import sample
-
         frames = as_uint8_frames(source_frames)
         source = self.frames_to_tensor(frames)
         ids = self.pad_ids(instruction_ids, 1)
@@ -244,7 +222,8 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
             if vlm_hidden.ndim == 2:
                 vlm_hidden = vlm_hidden.unsqueeze(0)
             if vlm_mask is not None:
-                vlm_mask = torch.as_tensor(vlm_mask, device=self.device).bool().reshape(vlm_hidden.shape[:2])
+                vlm_mask = torch.as_tensor(vlm_mask, device=self.device).bool()
+                vlm_mask = vlm_mask.unsqueeze(0) if vlm_mask.ndim == 1 else vlm_mask
         generator = torch.Generator(device="cpu").manual_seed(int(seed))
         x0 = sample(self, source, ids, vlm_hidden, vlm_mask, steps=steps, guidance=guidance, generator=generator)
         return self.tensor_to_frames(x0[0], *frames.shape[:3])
