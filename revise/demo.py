@@ -2,8 +2,9 @@
 
 Generates ``rve-sim-mini`` (the seeded RVE-Sim test-split mini benchmark), runs the baseline editors
 ``copy`` (the source unchanged), ``shuffle`` (another sample's target: a negative control) and
-``oracle`` (the ground truth: the ceiling) with the exact ``gt`` judge and the classical metrics, and
-writes one HTML report per editor plus a shared leaderboard.
+``oracle`` (the ground truth: the ceiling), and the unified model ``revise-tiny`` (the checkpoint
+shipped in the package, trained on RVE-Sim's train split; see docs/model.md), with the exact ``gt``
+judge and the classical metrics, and writes one HTML report per editor plus a shared leaderboard.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-DEMO_EDITORS = ("copy", "shuffle", "oracle")
+DEMO_EDITORS = ("copy", "shuffle", "revise-tiny", "oracle")
 DEMO_JUDGES = ("gt", "metrics")
 
 

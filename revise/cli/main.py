@@ -39,7 +39,7 @@ def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for the runs, reports and leaderboard."),
     seed: int = typer.Option(0, "--seed", help="Seed of the editors (the shuffle pick) and the bootstrap."),
 ) -> None:
-    """The main job, offline: rve-sim-mini, the copy/shuffle/oracle baselines, the gt judge, HTML reports."""
+    """The main job, offline: rve-sim-mini, the baselines and revise-tiny, the gt judge, HTML reports."""
     from rich.console import Console
     from rich.table import Table
 
@@ -51,7 +51,8 @@ def demo(
     table = Table(title=f"Leaderboard ({result.leaderboard})",
                   caption=("rve-judge-v1 scores from 1 to 5 by the exact gt judge; accuracy = share with all three "
                            "sub-scores at 5.\ncopy = the source unchanged, shuffle = another sample's target "
-                           "(a negative control), oracle = the ground truth (the ceiling)."))
+                           "(a negative control), oracle = the ground truth (the ceiling);\nrevise-tiny = the shipped unified "
+                           "model (internal VLM + flow-matching generator, trained on RVE-Sim's train split)."))
     for column in ("editor", "judge", "n", "overall", "rave_overall", "icvg_overall", "accuracy"):
         table.add_column(column, justify="left" if column in ("editor", "judge") else "right")
     for row in read_leaderboard(result.leaderboard):

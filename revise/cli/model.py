@@ -1,9 +1,146 @@
-"""``revise train`` / ``revise edit``: the unified model's commands (being built)."""
+"""``revise train`` / ``revise edit``: train the unified model and edit videos with it."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+train_app = typer.Typer(
+    help=("Train the unified model (internal VLM + flow-matching generator) on RVE-Sim. One CPU process by "
+          "default; `accelerate launch -m revise.cli.main train ...` spreads it over several."),
+    no_args_is_help=True,
+)
+
+
+def _json_option(text: Optional[str], what: str) -> dict:
+    from ..errors import ConfigError
+
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{what}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what}: must be a JSON object")
+    return value
+
+
+@train_app.command("sft")
+def sft(
+    data: Path = typer.Option(..., "--data", help="RVE-Sim train folder (manifest.jsonl); generated there first if "
+                              "the folder is missing or empty."),
+    out: Path = typer.Option(..., "--out", help="Checkpoint folder to write (vlm/, generator/, revise.json, "
+                             "state/, metrics.csv, tensorboard/)."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-clock budget: each stage's step "
+                                                "count is fitted to it after a few timed steps."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the data generation, initialisation and batch order."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT from its last checkpoint "
+                                "(the same settings are required; the losses match an uninterrupted run)."),
+    per_dimension: int = typer.Option(150, "--per-dimension", help="Train samples per dimension when generating."),
+    stages: str = typer.Option("vlm,generator", "--stages", help="Which stages to run, in order."),
+    vlm_steps: int = typer.Option(3000, "--vlm-steps", help="VLM steps (an upper bound with --max-minutes)."),
+    gen_steps: int = typer.Option(1500, "--gen-steps", help="Generator steps (an upper bound with --max-minutes)."),
+    vlm_batch_size: int = typer.Option(32, "--vlm-batch-size"),
+    gen_batch_size: int = typer.Option(8, "--gen-batch-size"),
+    vlm_lr: float = typer.Option(1e-3, "--vlm-lr", help="Peak learning rate of the VLM (AdamW, cosine decay)."),
+    gen_lr: float = typer.Option(5e-4, "--gen-lr", help="Peak learning rate of the generator."),
+    vlm_warmup: int = typer.Option(100, "--vlm-warmup", help="Linear warm-up steps of the VLM."),
+    gen_warmup: int = typer.Option(100, "--gen-warmup", help="Linear warm-up steps of the generator."),
+    loss_space: str = typer.Option("x0", "--loss-space", help="x0 (every noise level alike) or velocity (the "
+                                   "paper's L_FM); see docs/model-generator.md."),
+    change_weight: float = typer.Option(0.0, "--change-weight", help="Extra loss weight on pixels the edit changes."),
+    vlm_share: float = typer.Option(0.4, "--vlm-share", help="Share of --max-minutes given to the VLM stage."),
+    vlm_config: Optional[str] = typer.Option(None, "--vlm-config", help="JSON overrides of the VLM config."),
+    generator_config: Optional[str] = typer.Option(None, "--generator-config", help="JSON overrides of the "
+                                                   "generator config."),
+    checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Steps between training-state saves."),
+    log_every: int = typer.Option(50, "--log-every", help="Steps between metrics rows."),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads (1 is fastest on a shared 2-core machine)."),
+) -> None:
+    """Supervised training: stage 1 the VLM (describe/reason/judge), stage 2 the generator conditioned on it."""
+    from ..train.sft import SFTConfig, train_sft
+
+    config = SFTConfig(seed=seed, per_dimension=per_dimension, stages=tuple(s.strip() for s in stages.split(",")
+                                                                          if s.strip()),
+                       vlm_steps=vlm_steps, vlm_batch_size=vlm_batch_size, vlm_lr=vlm_lr, vlm_warmup=vlm_warmup,
+                       vlm_config=_json_option(vlm_config, "--vlm-config"), gen_steps=gen_steps,
+                       gen_batch_size=gen_batch_size, gen_lr=gen_lr, gen_warmup=gen_warmup, loss_space=loss_space,
+                       change_weight=change_weight, generator_config=_json_option(generator_config,
+                                                                                   "--generator-config"),
+                       max_minutes=max_minutes, vlm_share=vlm_share, checkpoint_every=checkpoint_every,
+                       log_every=log_every)
+    result = train_sft(data, out, config, resume=resume, threads=threads)
+    state = "finished" if result.finished else "stopped at the time budget (continue with --resume)"
+    typer.echo(f"{state}: {result.steps} steps in {result.seconds:.0f} s; last losses "
+               f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")
+
+
+@train_app.command("srf")
+def srf(
+    init: str = typer.Option(..., "--init", help="The SFT checkpoint to start from (a folder, or revise-tiny)."),
+    data: Path = typer.Option(..., "--data", help="RVE-Sim train folder (generated there first if missing/empty)."),
+    out: Path = typer.Option(..., "--out", help="The new checkpoint folder."),
+    lam: float = typer.Option(0.1, "--lambda", help="Weight of the critic's -log p(Yes); 0 = FM-only fine-tuning."),
+    reward_t_range: str = typer.Option("0.0,0.6", "--reward-t-range", help="Flow times t whose clean estimate "
+                                       "the critic judges (lo,hi)."),
+    reward_every: int = typer.Option(1, "--reward-every", help="Apply the reward every K steps."),
+    unfreeze_critic_head: bool = typer.Option(False, "--unfreeze-critic-head", help="Train the critic's Yes/No "
+                                              "head too (anchored on true targets and sources)."),
+    grad_checkpointing: bool = typer.Option(False, "--grad-checkpointing", help="Recompute activations in the "
+                                            "backward pass (generator and critic) to save memory."),
+    steps: int = typer.Option(300, "--steps", help="Fine-tuning steps (an upper bound with --max-minutes)."),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate of the generator."),
+    warmup: int = typer.Option(20, "--warmup", help="Linear warm-up steps."),
+    loss_space: str = typer.Option("x0", "--loss-space", help="x0 or velocity (L_FM), as for sft."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-clock budget."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the batch order and noise."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT from its last checkpoint."),
+    per_dimension: int = typer.Option(150, "--per-dimension", help="Train samples per dimension when generating."),
+    checkpoint_every: int = typer.Option(100, "--checkpoint-every"),
+    log_every: int = typer.Option(25, "--log-every"),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
+) -> None:
+    """Self-reflective fine-tuning: L_FM + lambda * -log p_critic(Yes | x0_hat), the critic being the model's VLM."""
+    from ..train.srf import SRFConfig, parse_range, train_srf
+
+    config = SRFConfig(seed=seed, per_dimension=per_dimension, steps=steps, batch_size=batch_size, lr=lr,
+                       warmup=warmup, lam=lam, reward_t_range=parse_range(reward_t_range), reward_every=reward_every,
+                       unfreeze_critic_head=unfreeze_critic_head, grad_checkpointing=grad_checkpointing,
+                       loss_space=loss_space, max_minutes=max_minutes, checkpoint_every=checkpoint_every,
+                       log_every=log_every)
+    result = train_srf(init, data, out, config, resume=resume, threads=threads)
+    state = "finished" if result.finished else "stopped at the time budget (continue with --resume)"
+    typer.echo(f"{state}: {result.steps} steps in {result.seconds:.0f} s; last loss "
+               f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")
+
+
+def edit(
+    video: Path = typer.Option(..., "--video", help="The source clip (any video PyAV reads)."),
+    instruction: str = typer.Option(..., "--instruction", help="What to change, e.g. 'What if the red ball had "
+                                    "never been there?'"),
+    out: Path = typer.Option(..., "-o", "--out", help="The edited mp4 (source's frame rate, length and size)."),
+    model: str = typer.Option("revise-tiny", "--model", help="A checkpoint folder from `revise train sft`, or "
+                              "revise-tiny (shipped)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps (default: the checkpoint's)."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale (1 = off; "
+                                             "default: the checkpoint's)."),
+    seed: int = typer.Option(0, "--seed", help="Noise seed: the same seed gives the same video."),
+    reflect: int = typer.Option(1, "--reflect", help="Inference-time self-reflection: make N candidates and keep "
+                                "the one the model's own VLM judges best."),
+) -> None:
+    """Edit one video with the unified model."""
+    from ..model.unified import edit_file
+
+    typer.echo(str(edit_file(model, video, instruction, out, steps=steps, guidance=guidance, seed=seed,
+                             reflect=reflect)))
 
 
 def register_model_commands(app: typer.Typer) -> None:
-    """Attach the model commands to the root app."""
+    """Attach ``train`` and ``edit`` to the root app."""
+    app.add_typer(train_app, name="train")
+    app.command("edit")(edit)

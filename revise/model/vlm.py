@@ -38,6 +38,7 @@ from .tokenizer import TASKS, TextTokenizer
 
 FORMAT = "revise-vlm/1"
 CONFIG_NAME, WEIGHTS_NAME, TOKENIZER_NAME = "config.json", "model.safetensors", "tokenizer.json"
+CRITIC_HEAD_NAME = "critic_head.safetensors"  # optional: Yes/No output rows trained by `revise train srf`
 SLOT1, SLOT2 = -1, -2  # placeholder ids where the visual tokens of video 1 / video 2 go
 
 
@@ -252,6 +253,7 @@ class ReviseVLM(nn.Module):
             eos_token_id=tokenizer.eos_id)
         lm_config._attn_implementation = "sdpa"
         self.lm = LlamaForCausalLM(lm_config)
+        self.critic_head: torch.Tensor | None = None  # (2, hidden) Yes/No rows from `revise train srf`, if any
 
     @classmethod
     def create(cls, tokenizer: TextTokenizer, **overrides) -> ReviseVLM:
@@ -381,11 +383,21 @@ class ReviseVLM(nn.Module):
         video2 = None if candidate is None else self._prepare(candidate)
         return self.hidden_states(inputs, video1, video2), inputs.attention_mask
 
+    def yes_no_rows(self) -> torch.Tensor:
+        """The ``(2, hidden)`` output rows of Yes and No: a trained critic head if loaded, else the LM's."""
+        if self.critic_head is not None:
+            return self.critic_head
+        return self.lm.lm_head.weight[[self.tokenizer.yes_id, self.tokenizer.no_id]]
+
     def judge_logit(self, source, instruction: str | list[str], candidate) -> torch.Tensor:
-        """``log p(Yes) - log p(No)`` at the answer position, shape ``(B,)``; differentiable in ``candidate``."""
+        """``log p(Yes) - log p(No)`` at the answer position, shape ``(B,)``; differentiable in ``candidate``.
+
+        With a critic head trained by self-reflection (``critic_head.safetensors`` in the checkpoint) the
+        Yes/No rows come from it; text generation always uses the LM's own output matrix.
+        """
         hidden, _ = self.encode(source, instruction, candidate)
-        logits = self.lm.lm_head(hidden[:, -1])
-        return logits[:, self.tokenizer.yes_id] - logits[:, self.tokenizer.no_id]
+        rows = self.yes_no_rows()
+        return hidden[:, -1] @ (rows[0] - rows[1])
 
     def judge_probability(self, source, instruction: str | list[str], candidate) -> torch.Tensor:
         """``p(Yes)`` in [0, 1], shape ``(B,)``: does ``candidate`` satisfy ``instruction`` applied to ``source``?
@@ -449,6 +461,8 @@ class ReviseVLM(nn.Module):
         self.tokenizer.save(directory / TOKENIZER_NAME)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items() if k not in self._tied_keys()}
         save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": FORMAT})
+        if self.critic_head is not None:
+            save_file({"yes_no": self.critic_head.detach().contiguous().cpu()}, str(directory / CRITIC_HEAD_NAME))
         return directory
 
     @classmethod
@@ -489,6 +503,15 @@ class ReviseVLM(nn.Module):
             raise ConfigError(f"{directory / WEIGHTS_NAME}: weights do not match config.json "
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})")
         model.load_state_dict(state, strict=False)  # only the tied output matrix is absent, checked above
+        head_path = directory / CRITIC_HEAD_NAME
+        if head_path.is_file():
+            try:
+                head = load_file(str(head_path))["yes_no"]
+            except (SafetensorError, OSError, ValueError, KeyError) as exc:
+                raise ConfigError(f"{head_path}: unreadable critic head ({exc})") from None
+            if tuple(head.shape) != (2, config.hidden_size):
+                raise ConfigError(f"{head_path}: critic head is {tuple(head.shape)}, expected (2, {config.hidden_size})")
+            model.critic_head = head.to(device)
         return model.to(device).eval()
 
     def _tied_keys(self) -> set[str]:

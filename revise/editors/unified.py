@@ -1,0 +1,83 @@
+"""``revise-tiny`` (and any checkpoint of the unified model) as a bench editor.
+
+Options (``--editor-option KEY=VALUE`` on ``revise bench run``): ``model`` (a checkpoint folder from
+``revise train sft``, default the shipped ``revise-tiny``), ``steps`` and ``guidance`` (default: the
+checkpoint's), ``reflect`` (N > 1: the model's own VLM picks the best of N candidates), ``threads``
+(torch CPU threads while editing; default: leave torch's setting). The
+sampling seed is the run's seed mixed with the sample id, so a rerun or a resumed run gives the same
+videos. The model is loaded once, on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+from ..errors import ConfigError, EditorError
+from ..video import Video
+from .base import EditContext, Editor, register_editor
+
+
+@register_editor("revise-tiny")
+class UnifiedModelEditor(Editor):
+    """The unified model (internal VLM + flow-matching generator) editing each sample."""
+
+    name = "revise-tiny"
+
+    def __init__(self, model: str = "revise-tiny", steps: int | None = None, guidance: float | None = None,
+                 threads: int | None = None, reflect: int = 1):
+        from ..model.unified import resolve_checkpoint
+
+        if steps is not None and int(steps) < 1:
+            raise ConfigError(f"editor revise-tiny: steps must be >= 1, got {steps}")
+        if guidance is not None and not float(guidance) >= 0:
+            raise ConfigError(f"editor revise-tiny: guidance must be >= 0, got {guidance}")
+        self.model_ref = str(model)
+        self.path = resolve_checkpoint(model)  # fail before the run starts, not on every sample
+        self.steps = None if steps is None else int(steps)
+        self.guidance = None if guidance is None else float(guidance)
+        self.threads = None if threads is None else int(threads)
+        if int(reflect) < 1:
+            raise ConfigError(f"editor revise-tiny: reflect must be >= 1, got {reflect}")
+        self.reflect = int(reflect)
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self):
+        with self._lock:
+            if self._model is None:
+                from ..model.unified import ReviseModel
+
+                self._model = ReviseModel.from_pretrained(self.path)
+            return self._model
+
+    def edit(self, source: Video, instruction: str, context: EditContext) -> Video:
+        import torch
+
+        seed = int.from_bytes(hashlib.sha256(f"{context.seed}|{context.sample.id}".encode()).digest()[:4], "little")
+        model = self.model
+        previous = torch.get_num_threads()
+        try:
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            with self._lock:  # one edit at a time: the model is shared between judge worker threads
+                frames = model.edit(source.frames, instruction, steps=self.steps, guidance=self.guidance, seed=seed,
+                                    reflect=self.reflect)
+        except ValueError as exc:
+            raise EditorError(f"sample {context.sample.id}: {exc}") from None
+        finally:
+            torch.set_num_threads(previous)
+        return Video(frames, source.fps)
+
+    def info(self) -> dict:
+        from ..provenance import file_hash
+
+        model = self.model
+        gen = model.generator.config
+        weights = {part: file_hash(self.path / part / name) for part, name in
+                   (("vlm", "model.safetensors"), ("generator", "diffusion_pytorch_model.safetensors"))}
+        return {"editor": self.name, "model": self.model_ref, "path": str(self.path), "weights_sha256": weights,
+                "steps": self.steps or int(gen.default_steps), "guidance": self.guidance if self.guidance is not None
+                else float(gen.default_guidance), "seed": "sha256(run seed | sample id)", "reflect": self.reflect,
+                "training": model.info.get("training", {}).get("steps")}

@@ -1,0 +1,299 @@
+"""``revise train srf``: self-reflective fine-tuning of the generator with its own VLM as the critic.
+
+ReViSE's objective (../shared/PAPER.md §3), implemented here (no code was released)::
+
+    L = L_FM + lambda * ( -log p_critic(Yes | decode(x0_hat), source, instruction) )
+
+``x0_hat = x_t - t v_theta`` is the one-step clean estimate of the current step (it keeps its graph);
+"decode" is the identity up to scaling for this pixel-space generator ([-1, 1] -> [0, 1]); the critic is
+the unified model's internal VLM asked its ``judge`` prompt. Its weights are frozen, but the gradient
+flows *through* it into the generator: no external critic, no policy gradient. The reward term is applied
+to samples whose ``t`` lies in ``reward_t_range`` (where x0_hat is a usable picture) and whose condition
+was not dropped for CFG, every ``reward_every`` steps.
+
+``unfreeze_critic_head`` trains the critic's output head too, as the official config does: here the
+head is the pair of Yes/No rows of the VLM's output matrix, copied into a separate parameter (the
+matrix is tied to the input embeddings, which stay frozen). Trained on the reward alone such a head
+learns to say Yes to anything; so while it trains it also sees the true target (Yes) and the
+unchanged source (No) of each batch (binary cross-entropy, weight ``head_anchor``). The trained head is
+written back into ``vlm/`` so the checkpoint's critic is the one that was trained.
+
+``lambda = 0`` is FM-only fine-tuning from the same initialisation: exactly the same batches, noise and
+updates as the ablation's counterpart (the reward is then not even computed). Same loop, checkpoints,
+exact resume, CSV/TensorBoard logging and progress bar as :mod:`revise.train.sft`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+from .sft import STATE_DIR, SFTResult, _Logger, _Trainer, ensure_train_data, lr_scale
+
+
+@dataclass
+class SRFConfig:
+    """Every setting of a self-reflective run (stored in ``OUT/srf_config.json``)."""
+
+    seed: int = 0
+    per_dimension: int = 150
+    steps: int = 300
+    batch_size: int = 8
+    lr: float = 2e-4
+    warmup: int = 20
+    lam: float = 0.1
+    reward_t_range: tuple[float, float] = (0.0, 0.6)
+    reward_every: int = 1
+    unfreeze_critic_head: bool = False
+    head_lr: float = 1e-4
+    head_anchor: float = 1.0
+    grad_checkpointing: bool = False
+    loss_space: str = "x0"
+    change_weight: float = 0.0
+    max_minutes: float | None = None
+    calibration_steps: int = 10
+    checkpoint_every: int = 100
+    log_every: int = 25
+
+    def __post_init__(self):
+        self.reward_t_range = tuple(float(v) for v in self.reward_t_range)
+        lo_hi = self.reward_t_range
+        if len(lo_hi) != 2 or not 0.0 <= lo_hi[0] < lo_hi[1] <= 1.0:
+            raise ConfigError(f"srf config: reward_t_range must be two numbers 0 <= lo < hi <= 1, got {list(lo_hi)}")
+        if not self.lam >= 0:
+            raise ConfigError(f"srf config: lambda must be >= 0, got {self.lam}")
+        for name in ("steps", "batch_size", "reward_every", "checkpoint_every", "log_every", "per_dimension"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"srf config: {name} must be >= 1, got {getattr(self, name)}")
+        if self.loss_space not in ("x0", "velocity"):
+            raise ConfigError(f"srf config: loss_space must be 'x0' or 'velocity', got {self.loss_space!r}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"srf config: max_minutes must be > 0, got {self.max_minutes}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["reward_t_range"] = list(self.reward_t_range)
+        return d
+
+    # the stage machinery of the SFT trainer reads these names
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return ("srf",)
+
+    @property
+    def vlm_share(self) -> float:
+        return 0.5
+
+
+def to_unit_video(x):
+    """Generator layout ``(B, 3, T, H, W)`` in [-1, 1] -> the VLM's ``(B, T, 3, H, W)`` in [0, 1] ("decode")."""
+    return ((x.clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4)
+
+
+def critic_logit(vlm, head, source01, candidate01, instructions: list[str]):
+    """``log p(Yes) - log p(No)`` of the critic's judge prompt with Yes/No rows ``head`` ``(2, hidden)``;
+    differentiable in ``candidate01`` (and in ``head``)."""
+    hidden, _ = vlm.encode(source01, instructions, candidate01)
+    return hidden[:, -1] @ (head[0] - head[1])
+
+
+def reward_loss(vlm, head, source, x0_hat, instructions: list[str]):
+    """The self-reflective term ``-log p_critic(Yes | decode(x0_hat), source, instruction)``, averaged.
+
+    ``source`` and ``x0_hat`` are generator tensors ``(B, 3, T, H, W)`` in [-1, 1]; ``p`` is renormalised
+    over Yes/No, so the term is ``softplus(-logit)``. Returns ``(loss, logit)``.
+    """
+    import torch.nn.functional as F
+
+    logit = critic_logit(vlm, head, to_unit_video(source), to_unit_video(x0_hat), instructions)
+    return F.softplus(-logit).mean(), logit
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """``"0.0,0.6"`` -> ``(0.0, 0.6)`` with a one-line error."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--reward-t-range {text!r}: expected two numbers like 0.0,0.6") from None
+    return lo, hi
+
+
+def train_srf(init: str | os.PathLike, data: str | os.PathLike, out_dir: str | os.PathLike,
+              config: SRFConfig | None = None, *, resume: bool = False, threads: int | None = 1,
+              progress: bool = True) -> SFTResult:
+    """Fine-tune the generator of ``init`` (a unified checkpoint or ``revise-tiny``) into ``out_dir``."""
+    import torch
+
+    from ..model.unified import resolve_checkpoint
+
+    config = config or SRFConfig()
+    init_path = resolve_checkpoint(init)
+    out = Path(out_dir)
+    saved = out / "srf_config.json"
+    record = {"init": str(init_path), **config.to_dict()}
+    if resume:
+        if not (out / STATE_DIR / "state.json").is_file() and not (out / "revise.json").is_file():
+            raise ConfigError(f"{out}: nothing to resume (no {STATE_DIR}/state.json)")
+        try:
+            before = json.loads(saved.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{saved}: unreadable ({exc})") from None
+        if before != record:
+            changed = sorted(k for k in set(before) | set(record) if before.get(k) != record.get(k))
+            raise ConfigError(f"{out}: --resume with changed settings {changed}; use the original ones or a new folder")
+    elif out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out}: not empty; pass --resume to continue the run there, or choose a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(record, indent=2) + "\n")
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _SRFTrainer(init_path, Path(data), out, config, resume, progress).run()
+    finally:
+        torch.set_num_threads(previous)
+
+
+class _SRFTrainer(_Trainer):
+    def __init__(self, init: Path, data: Path, out: Path, config: SRFConfig, resume: bool, progress: bool):
+        super().__init__(data, out, config, resume, progress)
+        self.init = init
+
+    def run(self) -> SFTResult:
+        from ..model.unified import ReviseModel
+        from ..model.vlm_data import load_frames
+        from ..provenance import base_provenance
+
+        cfg = self.cfg
+        manifest = ensure_train_data(self.data, per_dimension=cfg.per_dimension, seed=cfg.seed,
+                                     progress=self.progress and self.accelerator.is_main_process)
+        self.accelerator.wait_for_everyone()
+        self.bank = load_frames(manifest, size=32, frames=16, cache_dir=self.out / "cache",
+                                progress=self.progress and self.accelerator.is_main_process)
+        self.accelerator.init_trackers("tensorboard")
+        self.logger = _Logger(self.out, self.accelerator, int(self.meta["stage_steps"].get("srf", 0)))
+        model = ReviseModel.from_pretrained(self.init)
+        finished = "srf" in self.meta["done"] or self.train(model)
+        self.accelerator.end_training()
+        if finished and self.accelerator.is_main_process:
+            self.write(model, base_provenance())
+        return SFTResult(self.out, dict(self.meta["stage_steps"]), round(self.elapsed(), 1),
+                         dict(self.meta["loss"]), finished)
+
+    def train(self, unified) -> bool:
+        import torch
+        import torch.nn.functional as F
+
+        from ..model.flow import flow_matching_loss
+
+        cfg, acc = self.cfg, self.accelerator
+        vlm, generator = unified.vlm, unified.generator
+        vlm.eval()
+        for p in vlm.parameters():
+            p.requires_grad_(False)
+        hidden, masks = self.vlm_features(vlm)
+        ids = torch.stack([generator.pad_ids(unified.text_ids(s.instruction))[0] for s in self.bank.samples])
+        instructions = [s.instruction for s in self.bank.samples]
+        source = torch.from_numpy(self.bank.source).permute(0, 4, 1, 2, 3)
+        target = torch.from_numpy(self.bank.target).permute(0, 4, 1, 2, 3)
+        # the critic's Yes/No head: a separate copy of the two output rows, trainable only on request
+        head = torch.nn.Parameter(vlm.yes_no_rows().detach().clone(),
+                                  requires_grad=cfg.unfreeze_critic_head)
+        head_module = torch.nn.ParameterDict({"yes_no": head})
+        groups = [{"params": list(generator.parameters()), "lr": cfg.lr, "weight_decay": 0.01}]
+        if cfg.unfreeze_critic_head:
+            groups.append({"params": [head], "lr": cfg.head_lr, "weight_decay": 0.0})
+        optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.99))
+        generator.train()
+        if cfg.grad_checkpointing:
+            generator.transformer.enable_gradient_checkpointing()
+            (getattr(vlm.lm, "activation_checkpointing_enable", None) or vlm.lm.gradient_checkpointing_enable)()
+            vlm.lm.train()  # transformers only checkpoints in training mode; the toy LM has no dropout
+        gen = torch.Generator().manual_seed(cfg.seed * 7919 + 29 + acc.process_index)
+        modules = {"generator": generator, "critic_head": head_module}
+        step = self.restore("srf", modules, optimizer, {"data": gen})
+        wrapped, optimizer = acc.prepare(generator, optimizer)
+        lo, hi = cfg.reward_t_range
+
+        def unit(x):
+            return x.float() / 127.5 - 1.0
+
+        def step_fn(i: int, total: int):
+            for g_index, group in enumerate(optimizer.param_groups):
+                base = cfg.lr if g_index == 0 else cfg.head_lr
+                group["lr"] = base * lr_scale(i, total, cfg.warmup)
+            idx = torch.randint(0, len(source), (cfg.batch_size,), generator=gen)
+            src = unit(source[idx])
+            batch = {"source": src, "target": unit(target[idx]), "text_ids": ids[idx], "vlm_hidden": hidden[idx],
+                     "vlm_mask": masks[idx]}
+            loss_fm, extras = flow_matching_loss(wrapped, batch, gen, change_weight=cfg.change_weight,
+                                                 loss_space=cfg.loss_space)
+            loss = loss_fm
+            detail = {"loss_fm": float(loss_fm.item())}
+            if cfg.lam > 0 and i % cfg.reward_every == 0:
+                use = (extras.t >= lo) & (extras.t <= hi) & ~extras.drop
+                if bool(use.any()):
+                    rows = torch.nonzero(use)[:, 0]
+                    texts = [instructions[int(j)] for j in idx[rows]]
+                    reward, logit = reward_loss(vlm, head, src[rows], extras.x0_hat[rows], texts)
+                    loss = loss + cfg.lam * reward
+                    detail.update({"reward_loss": float(reward.item()),
+                                   "critic_p_yes": float(torch.sigmoid(logit).mean().item()),
+                                   "reward_rows": float(len(rows))})
+            if cfg.unfreeze_critic_head:
+                s01, t01 = to_unit_video(src), to_unit_video(batch["target"])
+                texts = [instructions[int(j)] for j in idx]
+                anchor_logits = torch.cat([critic_logit(vlm, head, s01, t01, texts),
+                                           critic_logit(vlm, head, s01, s01, texts)])
+                labels = torch.cat([torch.ones(len(idx)), torch.zeros(len(idx))])
+                anchor = F.binary_cross_entropy_with_logits(anchor_logits, labels)
+                loss = loss + cfg.head_anchor * anchor
+                detail["head_anchor_loss"] = float(anchor.item())
+            optimizer.zero_grad(set_to_none=True)
+            acc.backward(loss)
+            acc.clip_grad_norm_(wrapped.parameters(), 1.0)
+            optimizer.step()
+            return float(loss.item()), optimizer.param_groups[0]["lr"], detail
+
+        def save(i: int):
+            self.checkpoint("srf", modules, optimizer, {"data": gen}, i)
+
+        done = self.loop("srf", cfg.steps, step, step_fn, save)
+        generator.eval()
+        vlm.lm.eval()
+        if cfg.grad_checkpointing:
+            generator.transformer.disable_gradient_checkpointing()
+            (getattr(vlm.lm, "activation_checkpointing_disable", None) or vlm.lm.gradient_checkpointing_disable)()
+        self.head = head.detach().clone()
+        if done:
+            self.meta["done"].append("srf")
+            self.checkpoint("srf", modules, optimizer, {"data": gen}, int(self.meta["stage_steps"]["srf"]))
+        return done
+
+    def write(self, unified, provenance: dict) -> None:
+        """The fine-tuned checkpoint: the init's VLM (plus ``critic_head.safetensors`` when the head trained)
+        and the new generator, and ``revise.json`` recording both trainings."""
+        from safetensors.torch import save_file
+
+        from ..model.unified import FORMAT, MANIFEST_NAME
+        from ..model.vlm import CRITIC_HEAD_NAME
+
+        shutil.rmtree(self.out / "vlm", ignore_errors=True)
+        shutil.copytree(self.init / "vlm", self.out / "vlm")
+        if self.cfg.unfreeze_critic_head and getattr(self, "head", None) is not None:
+            # the VLM stores one matrix tied to its input embeddings; the trained Yes/No rows go beside it
+            save_file({"yes_no": self.head.contiguous()}, str(self.out / "vlm" / CRITIC_HEAD_NAME))
+        unified.generator.save_pretrained(self.out / "generator", safe_serialization=True)
+        before = json.loads((self.init / MANIFEST_NAME).read_text())
+        manifest = {"format": FORMAT, "vlm": "vlm", "generator": "generator",
+                    "text": "the generator's instruction ids come from vlm/tokenizer.json",
+                    "training": {"recipe": "srf", "init": str(self.init), "config": self.cfg.to_dict(),
+                                 "steps": self.meta["stage_steps"], "seconds": round(self.elapsed(), 1),
+                                 "train_samples": len(self.bank), "final_loss": self.meta["loss"],
+                                 "init_training": before.get("training")},
+                    "provenance": provenance}
+        (self.out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,220 @@
+"""``revise train sft`` and the unified model at toy sizes: training, exact resume after a real SIGKILL,
+checkpoints, ``revise edit`` (on real footage too), the ``revise-tiny`` bench editor and bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from footage import clip
+from toymodel import TOY_GEN, TOY_VLM, toy_config
+from revise.cli.main import main as cli_main
+from revise.errors import ConfigError
+from revise.model.unified import ReviseModel, edit_file
+from revise.sim import generate_dataset
+from revise.train.sft import train_sft
+from revise.video import read_video
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("sft") / "train"
+    generate_dataset(folder, per_dimension=1, seed=3, split="train", size=32, frames=16)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sft-run") / "ckpt"
+    result = train_sft(data, out, toy_config(), progress=False)
+    return out, result
+
+
+def _losses(out: Path, stage: str | None = None) -> list[tuple[str, str, str]]:
+    with (out / "metrics.csv").open(newline="") as f:
+        return [(r["stage"], r["step"], r["loss"]) for r in csv.DictReader(f) if stage in (None, r["stage"])]
+
+
+def test_sft_trains_both_stages_and_losses_fall(trained):
+    out, result = trained
+    assert result.finished and result.steps == {"vlm": 60, "generator": 60}
+    for stage in ("vlm", "generator"):
+        losses = [float(loss) for _, _, loss in _losses(out, stage)]
+        assert len(losses) == 60
+        first, last = np.mean(losses[:10]), np.mean(losses[-10:])
+        assert last < 0.85 * first, (stage, first, last)
+    for name in ("revise.json", "vlm/model.safetensors", "vlm/tokenizer.json", "generator/config.json",
+                 "generator/diffusion_pytorch_model.safetensors", "state/state.safetensors", "sft_config.json"):
+        assert (out / name).is_file(), name
+    assert list((out / "tensorboard").rglob("events.out.tfevents.*")), "no TensorBoard events"
+    manifest = json.loads((out / "revise.json").read_text())
+    assert manifest["training"]["steps"] == {"vlm": 60, "generator": 60}
+    assert manifest["provenance"]["version"] and manifest["provenance"]["git_commit"]
+    assert not list(out.rglob("*.bin")) and not list(out.rglob("*.pt")) and not list(out.rglob("*.pkl"))
+
+
+def test_save_load_gives_identical_edits(trained, data, tmp_path):
+    out, _ = trained
+    model = ReviseModel.from_pretrained(out)
+    source = read_video(next((data / "videos").glob("*_src.mp4"))).frames
+    a = model.edit(source, "What if the red ball had never been there?", seed=3)
+    model.save_pretrained(tmp_path / "copy")
+    again = ReviseModel.from_pretrained(tmp_path / "copy")
+    b = again.edit(source, "What if the red ball had never been there?", seed=3)
+    assert a.shape == source.shape and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    for (ka, va), (kb, vb) in zip(model.generator.state_dict().items(), again.generator.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    c = model.edit(source, "What if the red ball had never been there?", seed=4)
+    assert not np.array_equal(a, c), "the seed does not reach the sampler"
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(trained, data, tmp_path):
+    """A real SIGKILL in the middle of training; ``--resume`` must end with the same losses and weights."""
+    reference, _ = trained
+    out = tmp_path / "killed"
+    args = [sys.executable, "-m", "revise.cli.main", "train", "sft", "--data", str(data), "--out", str(out),
+            "--vlm-steps", "60", "--gen-steps", "60", "--vlm-batch-size", "8", "--gen-batch-size", "4",
+            "--vlm-lr", "3e-3", "--gen-lr", "2e-3", "--checkpoint-every", "20", "--log-every", "1",
+            "--vlm-config", json.dumps(TOY_VLM), "--generator-config", json.dumps(TOY_GEN)]
+    warm = ["--vlm-warmup", "5", "--gen-warmup", "5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args + warm + ["--threads", "1"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    state = out / "state" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if state.is_file() and json.loads(state.read_text())["meta"]["stage_steps"].get("generator", 0) >= 20:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "training ended before it could be killed: " + proc.stderr.read().decode()[-500:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "revise.json").exists()
+    rc = subprocess.run(args + warm + ["--threads", "1", "--resume"], env=env, capture_output=True, text=True)
+    assert rc.returncode == 0, rc.stderr[-800:]
+    assert _losses(out) == _losses(reference)
+    a, b = ReviseModel.from_pretrained(reference), ReviseModel.from_pretrained(out)
+    for part in ("vlm", "generator"):
+        sa, sb = getattr(a, part).state_dict(), getattr(b, part).state_dict()
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), part
+
+
+def test_train_generates_its_own_data_when_the_folder_is_empty(tmp_path):
+    result = train_sft(tmp_path / "fresh", tmp_path / "out",
+                       toy_config(per_dimension=1, stages=("vlm",), vlm_steps=2), progress=False)
+    assert result.finished and (tmp_path / "fresh" / "manifest.jsonl").is_file()
+    assert (tmp_path / "out" / "vlm" / "model.safetensors").is_file()
+    assert not (tmp_path / "out" / "revise.json").exists(), "a VLM-only run is not an editor checkpoint"
+
+
+def test_train_refuses_bad_folders_and_changed_settings(trained, data, tmp_path):
+    out, _ = trained
+    with pytest.raises(ConfigError, match="not empty; pass --resume"):
+        train_sft(data, out, toy_config(), progress=False)
+    with pytest.raises(ConfigError, match=r"changed settings \['gen_lr'\]"):
+        train_sft(data, out, toy_config(gen_lr=1e-4), resume=True, progress=False)
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        train_sft(data, tmp_path / "empty", toy_config(), resume=True, progress=False)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("hello")
+    with pytest.raises(ConfigError, match="has no manifest.jsonl and is not empty"):
+        train_sft(junk, tmp_path / "o2", toy_config(), progress=False)
+    with pytest.raises(ConfigError, match="stages"):
+        toy_config(stages=("vlm", "critic"))
+
+
+def _cli(capsys, *argv) -> tuple[int, str, str]:
+    rc = cli_main(list(argv))
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def test_edit_cli_on_real_footage(trained, tmp_path, capsys):
+    out, _ = trained
+    source = clip("carphone_pristine.mp4")  # 120 frames of 176x144 at 29.97 fps: far outside RVE-Sim
+    result = tmp_path / "edited.mp4"
+    rc, stdout, err = _cli(capsys, "edit", "--model", str(out), "--video", str(source), "--instruction",
+                           "What if the man had never been there?", "-o", str(result), "--steps", "2")
+    assert rc in (0, None), err
+    edited, original = read_video(result), read_video(source)
+    assert edited.frames.shape == original.frames.shape
+    assert abs(edited.fps - original.fps) < 1e-3
+    assert stdout.strip() == str(result)
+
+
+def test_shipped_revise_tiny_edits_real_footage(tmp_path):
+    source = clip("bikes.mp4")
+    out = edit_file("revise-tiny", source, "What would happen next?", tmp_path / "bikes.mp4", steps=2)
+    edited = read_video(out)
+    assert edited.frames.shape == read_video(source).frames.shape
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt-config", "corrupt-weights", "empty-instruction",
+                                  "not-a-folder", "bad-steps"])
+def test_edit_bad_inputs_are_one_line_errors(case, trained, data, tmp_path, capsys):
+    import shutil
+
+    out, _ = trained
+    model = tmp_path / "model"
+    shutil.copytree(out, model, ignore=shutil.ignore_patterns("state", "cache", "tensorboard"))
+    source = next((data / "videos").glob("*_src.mp4"))
+    instruction, extra = "What if the ball were blue?", []
+    expected = {"missing": "checkpoint not found", "corrupt-config": "generator/config.json: invalid JSON",
+                "corrupt-weights": "unreadable safetensors", "empty-instruction": "the instruction is empty",
+                "not-a-folder": "a checkpoint is a folder", "bad-steps": "--steps must be >= 1"}[case]
+    if case == "missing":
+        model = tmp_path / "nowhere"
+    elif case == "corrupt-config":
+        (model / "generator" / "config.json").write_text("{not json")
+    elif case == "corrupt-weights":
+        (model / "vlm" / "model.safetensors").write_bytes(b"\x00" * 64)
+    elif case == "empty-instruction":
+        instruction = "   "
+    elif case == "not-a-folder":
+        model = model / "revise.json"
+    elif case == "bad-steps":
+        extra = ["--steps", "0"]
+    rc, _, err = _cli(capsys, "edit", "--model", str(model), "--video", str(source), "--instruction", instruction,
+                      "-o", str(tmp_path / "o.mp4"), *extra)
+    assert rc == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert expected in err, err
+
+
+def test_revise_tiny_bench_editor_runs_and_fails_one_corrupt_sample(trained, tmp_path):
+    from revise.bench import run_bench
+
+    out, _ = trained
+    bench = tmp_path / "bench"
+    manifest = generate_dataset(bench, per_dimension=1, seed=11, split="test", size=32, frames=16,
+                                dimensions=["rave/causal", "icvg/camera", "rave/spatial"])
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    (bench / rows[0]["source"]).write_bytes(b"this is not an mp4")
+    result = run_bench(manifest, tmp_path / "run", editor="revise-tiny", editor_options={"model": str(out)},
+                       judges=["gt"], progress=False, report=False)
+    results = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    assert len(results) == 3
+    failed = [r for r in results if r.get("error")]
+    assert len(failed) == 1 and rows[0]["id"] in failed[0]["error"]
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["editor"]["editor"] == "revise-tiny" and len(run["editor"]["weights_sha256"]["generator"]) == 64
+    assert result.summary
