@@ -206,6 +206,96 @@ def compare(
         console.print(f"note: {note}", markup=False)
 
 
+def _parse_editor_options(items: list[str]) -> dict:
+    """``EDITOR.KEY=VALUE`` -> ``{EDITOR: {KEY: VALUE}}``."""
+    out: dict = {}
+    for item in items:
+        name, dot, rest = item.partition(".")
+        if not dot or "=" not in rest or "=" in name:
+            raise ConfigError(f"--editor-option {item!r}: expected EDITOR.KEY=VALUE, "
+                              "e.g. revise-tiny.model=runs/sft")
+        out.setdefault(name.strip(), {}).update(_parse_pairs([rest], "--editor-option"))
+    return out
+
+
+def _print_agreement(agreement: dict, path: Path) -> None:
+    from rich.table import Table
+
+    def fmt(x):
+        return "-" if x is None else f"{x:.3f}"
+
+    judge, reference = agreement["judge"], agreement["reference"]
+    console = _console()
+    table = Table(title=f"{path}  ({judge} vs {reference}; pass = Reasoning >= {agreement['pass_reasoning']:g})")
+    for column in ("editor", "n", "excluded", "agreement", "kappa", f"{judge} pass", f"{reference} pass",
+                   "pearson R", "spearman R"):
+        table.add_column(column, justify="left" if column == "editor" else "right", no_wrap=True)
+
+    def add(name: str, stats: dict, excluded) -> None:
+        corr = stats.get("correlations", {}).get("reasoning", {})
+        table.add_row(name, str(stats.get("n")), str(excluded), fmt(stats.get("verdict_agreement")),
+                      fmt(stats.get("cohen_kappa")), fmt(stats.get("judge_pass_rate")),
+                      fmt(stats.get("reference_pass_rate")), fmt(corr.get("pearson")), fmt(corr.get("spearman")))
+
+    for editor, stats in agreement.get("by_editor", {}).items():
+        add(editor, stats, stats.get("n_excluded"))
+    add("pooled", agreement, agreement.get("excluded", {}).get("n"))
+    console.print(table)
+    overall = agreement.get("correlations", {}).get("overall", {})
+    console.print(f"Overall score correlation: pearson {fmt(overall.get('pearson'))}, spearman "
+                  f"{fmt(overall.get('spearman'))}; confusion {agreement.get('confusion')}", markup=False)
+
+
+@bench_app.command("agreement")
+def agreement(
+    bench: str = typer.Option(..., "--bench", help="A manifest.jsonl (with ground truth for --reference gt), or "
+                              "rve-sim-mini[:SEED]."),
+    out: Path = typer.Option(..., "--out", help="Output folder: runs/<editor>/ (one bench run each) and "
+                             "agreement.json."),
+    judge: str = typer.Option("critic", "--judge", help="The judge under test."),
+    reference: str = typer.Option("gt", "--reference", help="The reference judge it is compared with."),
+    editors: str = typer.Option(",".join(("oracle", "copy", "shuffle")), "--editors",
+                                help="Comma-separated editors whose edits both judges score (a mix of right and "
+                                     "wrong answers), e.g. oracle,copy,shuffle,revise-tiny."),
+    judge_option: List[str] = typer.Option([], "--judge-option", help="JUDGE.KEY=VALUE (repeatable), e.g. "
+                                           "critic.model=runs/sft."),
+    editor_option: List[str] = typer.Option([], "--editor-option", help="EDITOR.KEY=VALUE (repeatable), e.g. "
+                                            "revise-tiny.model=runs/sft."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N samples of the manifest."),
+    seed: int = typer.Option(0, "--seed", help="Seed handed to the editors (the shuffle pick, revise-tiny's "
+                             "sampling)."),
+    frames_k: int = typer.Option(8, "--frames-k", help="Frames sampled per video by judges that take it (the critic "
+                                 "uses its VLM's own count)."),
+    workers: int = typer.Option(1, "--workers", help="Samples processed in parallel threads."),
+    pass_reasoning: float = typer.Option(4.0, "--pass-reasoning", help="A sample passes for a judge when its "
+                                         "Reasoning score is at least this (1-5)."),
+    report: bool = typer.Option(False, "--report/--no-report", help="Write each run's report.html."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """How often a judge (the critic) gives the same pass/fail verdict as a reference judge (gt).
+
+    Each editor runs over the bench with both judges into OUT/runs/<editor>; a rerun continues or reuses them.
+
+    A sample passes for a judge when its Reasoning is at least --pass-reasoning (4; for the critic: p(Yes) >= 0.5).
+
+    OUT/agreement.json: verdict agreement, kappa, confusion, correlations, per editor and dimension, provenance.
+    """
+    from ..bench.agreement import run_agreement
+
+    cli_args = {"bench": bench, "out": str(out), "judge": judge, "reference": reference, "editors": editors,
+                "judge_option": list(judge_option), "editor_option": list(editor_option), "limit": limit,
+                "seed": seed, "frames_k": frames_k, "workers": workers, "pass_reasoning": pass_reasoning}
+    result = run_agreement(bench, out, judge=judge, reference=reference, editors=editors,
+                           judge_options=_parse_judge_options(judge_option),
+                           editor_options=_parse_editor_options(editor_option), limit=limit, seed=seed,
+                           frames_k=frames_k, workers=workers, pass_reasoning=pass_reasoning, report=report,
+                           progress=progress, cli_args=cli_args)
+    _print_agreement(result.agreement, result.path)
+    ran = sum(r.n_run for r in result.runs.values())
+    reused = sum(r.n_skipped for r in result.runs.values())
+    typer.echo(f"{ran} sample(s) run, {reused} reused; agreement in {result.path}")
+
+
 @bench_app.command("list")
 def list_components() -> None:
     """The registered editors and judges."""
