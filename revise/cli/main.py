@@ -15,6 +15,7 @@ from ..errors import ReviseError
 from .bench import bench_app
 from .data import data_app
 from .model import register_model_commands
+from .scale import register_scale_commands
 from .sim import sim_app
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
 register_model_commands(app)
+register_scale_commands(app)
 
 
 @app.command()

@@ -9,5 +9,6 @@ from . import openai_judge  # noqa: F401
 from . import metrics_judge  # noqa: F401
 from . import gt  # noqa: F401
 from . import critic  # noqa: F401
+from . import hf_vlm  # noqa: F401
 
 __all__ = ["JUDGES", "SCORE_KEYS", "Judge", "JudgeInput", "JudgeResult", "available", "create_judge", "register_judge"]
