@@ -19,6 +19,14 @@ What a run writes into ``OUT``:
 * ``summary.json``, ``leaderboard.csv`` (and ``report.html`` when :mod:`revise.bench.report` exists),
   derived from ``results.jsonl`` at the end.
 
+Sharding by launcher ranks (``shard="auto"``, ``--shard auto``): under ``torchrun`` or ``accelerate launch``
+(``RANK``/``WORLD_SIZE``, else ``LOCAL_RANK``/``LOCAL_WORLD_SIZE``, else Open MPI's or PMI's rank and size)
+rank ``i`` of ``n`` runs shard ``i/n`` into ``OUT/shards/rank<i>`` (a complete run folder of its own) and
+leaves ``OUT/shards/rank<i>/shard.done.json`` when it is finished. Rank 0 then waits for every shard's
+marker (files only, no process group; ``shard_timeout`` seconds at most) and merges the shards into OUT
+with :func:`revise.bench.merge.merge_runs`. ``--resume`` resumes each shard and merges again. Without
+launcher variables ``auto`` is one shard: a plain run into OUT.
+
 Judges score an editor's output as returned (lossless), not the re-decoded mp4: the mp4 in ``videos/``
 is for viewing and the report, and the H.264 encoder is neither lossless nor byte-reproducible. So for
 an editor, ``prediction_sha256`` is :func:`frames_sha256` of the output (shape, fps, pixels: stable
@@ -72,6 +80,11 @@ MINI_PER_DIMENSION = 4
 MINI_FORMAT = 1  # bump when the recipe below changes; with the generator version, names the cache folder
 LENGTH_POLICIES = ("fail", "resample")
 LOCK_FILE = ".lock"
+SHARDS_DIR = "shards"  # OUT/shards/rank<i>: rank i's shard under --shard auto
+SHARD_DONE = "shard.done.json"  # its completion marker
+# (rank, size) variables of the launchers, in order of preference: torchrun and accelerate launch, Open MPI, PMI
+LAUNCHER_ENV = (("RANK", "WORLD_SIZE"), ("LOCAL_RANK", "LOCAL_WORLD_SIZE"),
+                ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"), ("PMI_RANK", "PMI_SIZE"))
 # run.json fields that must match for --resume (and for merging shards, minus "shard")
 IDENTITY_KEYS = ("bench_sha256", "editor", "judges", "judge_names", "seed", "frames_k", "length_policy",
                  "limit", "shard")
@@ -178,6 +191,23 @@ def parse_shard(text: str | Sequence[int] | None) -> tuple[int, int] | None:
     if n < 1 or not 0 <= i < n:
         raise ConfigError(f"--shard {i}/{n}: need n >= 1 and 0 <= i < n")
     return i, n
+
+
+def launcher_shard(env: dict | None = None) -> tuple[int, int]:
+    """This process's ``(rank, world size)`` as a launcher (torchrun, accelerate launch, mpirun) set it in
+    the environment; ``(0, 1)`` without one."""
+    env = os.environ if env is None else env
+    for rank_var, size_var in LAUNCHER_ENV:
+        if rank_var in env and size_var in env:
+            try:
+                i, n = int(env[rank_var]), int(env[size_var])
+            except ValueError:
+                raise ConfigError(f"--shard auto: {rank_var}={env[rank_var]!r} and {size_var}={env[size_var]!r} "
+                                  "must be integers") from None
+            if n < 1 or not 0 <= i < n:
+                raise ConfigError(f"--shard auto: {rank_var}={i} and {size_var}={n} do not name a rank")
+            return i, n
+    return 0, 1
 
 
 def select_samples(manifest: Manifest, *, shard: tuple[int, int] | None = None, limit: int | None = None) -> list[Sample]:
@@ -477,12 +507,15 @@ def run_bench(
     report: bool = True,
     progress: bool = True,
     cli_args: dict | None = None,
+    shard_timeout: float = 24 * 3600.0,
 ) -> RunResult:
     """Run ``editor`` (or score ``predictions/<id>.mp4``) over ``bench`` with ``judges`` into ``out_dir``.
 
     ``bench`` is a manifest path or ``rve-sim-mini[:SEED]``. ``shard=(i, n)`` or ``"i/n"`` runs every
-    sample whose index % n == i (after ``limit``). ``workers`` > 1 judges samples in threads (the editor
-    call itself is serialised). ``leaderboard`` is a CSV to append to (default ``OUT/leaderboard.csv``).
+    sample whose index % n == i (after ``limit``); ``shard="auto"`` takes ``i/n`` from the launcher's rank
+    variables, runs into ``OUT/shards/rank<i>`` and, on rank 0, waits (``shard_timeout`` seconds at most)
+    and merges every shard into OUT (see the module docstring); rank 0 returns the merged run. ``workers`` > 1
+    judges samples in threads (the editor call itself is serialised). ``leaderboard`` is a CSV to append to (default ``OUT/leaderboard.csv``).
     Bad settings raise :class:`ConfigError` (or the loader's :class:`ManifestError`) before anything is
     written; a bad *sample* never raises, it becomes a failed row.
     """
@@ -494,6 +527,12 @@ def run_bench(
         raise ConfigError(f"frames_k {frames_k}: must be at least 1")
     if workers < 1:
         raise ConfigError(f"workers {workers}: must be at least 1")
+    if isinstance(shard, str) and shard.strip() == "auto":
+        options = dict(bench=bench, editor=editor, editor_options=editor_options, predictions=predictions,
+                       judges=judges, judge_options=judge_options, resume=resume, limit=limit, seed=seed,
+                       frames_k=frames_k, workers=workers, length_policy=length_policy, leaderboard=leaderboard,
+                       report=report, progress=progress, cli_args=cli_args)
+        return _run_launched(Path(out_dir), options, shard_timeout)
     shard = parse_shard(shard)
     out_dir = Path(out_dir)
     manifest, bench_info = resolve_bench(bench, progress=progress)
@@ -542,6 +581,74 @@ def run_bench(
         report_path = write_report_if_available(out_dir) if report else None
     return RunResult(out_dir=out_dir, summary=summary, n_planned=len(samples), n_run=n_run,
                      n_skipped=len(samples) - len(pending), n_failed=summary["n_rows_failed"], report=report_path)
+
+
+def _shard_identity(run_dir: Path) -> dict:
+    """The run.json identity of a shard folder without its shard: what every shard of one run shares."""
+    ident = run_identity(read_json(run_dir / RUN_FILE, "run provenance (run.json)"))
+    ident.pop("shard", None)
+    return ident
+
+
+def _check_merge_target(out_dir: Path, resume: bool) -> bool:
+    """Whether OUT already holds a merge of its own ``shards/`` (which a resumed run merges anew).
+
+    Refuses an OUT with results of any other run, and any results without ``resume``."""
+    found = read_results(out_dir / RESULTS_FILE)
+    if not (found.rows or found.torn):
+        return False
+    if not resume:
+        raise ConfigError(f"{out_dir / RESULTS_FILE} already holds {len(found.rows)} result row(s): pass --resume to "
+                          "continue that run, or choose a fresh --out")
+    prov = read_json(out_dir / RUN_FILE, "run provenance (run.json)") if (out_dir / RUN_FILE).is_file() else {}
+    shards = (out_dir / SHARDS_DIR).resolve()
+    sources = [Path(m.get("out_dir", "")).resolve().parent for m in prov.get("merged_from") or []]
+    if not sources or any(src != shards for src in sources):
+        raise ConfigError(f"{out_dir}: holds results that are not a merge of its {SHARDS_DIR}/ folders; "
+                          "--shard auto needs a fresh --out (or the OUT of an earlier --shard auto run)")
+    return True
+
+
+def _run_launched(out_dir: Path, options: dict, timeout: float) -> RunResult:
+    """``--shard auto``: this rank's shard into ``OUT/shards/rank<i>``; rank 0 then waits and merges."""
+    from .merge import merge_runs
+
+    i, n = launcher_shard()
+    if n == 1:
+        return run_bench(out_dir=out_dir, shard=None, **options)
+    _check_merge_target(out_dir, options["resume"])
+    shards = [out_dir / SHARDS_DIR / f"rank{r}" for r in range(n)]
+    own = shards[i]
+    (own / SHARD_DONE).unlink(missing_ok=True)
+    result = run_bench(out_dir=own, shard=(i, n), **{**options, "leaderboard": None, "report": False,
+                                                     "progress": options["progress"] and i == 0})
+    identity = _shard_identity(own)
+    write_json(own / SHARD_DONE, {"shard": [i, n], "n_rows": result.summary.get("n_rows"), "identity": identity,
+                                  "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    if i != 0:
+        return result
+    deadline = time.monotonic() + timeout
+    waiting = list(shards[1:])
+    while waiting:
+        waiting = [d for d in waiting if not _shard_done(d, identity)]
+        if waiting and time.monotonic() > deadline:
+            raise ConfigError(f"--shard auto: rank 0 waited {timeout:g} s for {', '.join(str(d) for d in waiting)} "
+                              f"to finish (no {SHARD_DONE}); merge them later with `revise bench merge`")
+        if waiting:
+            time.sleep(0.2)
+    if _check_merge_target(out_dir, options["resume"]):
+        (out_dir / RESULTS_FILE).unlink()  # the previous merge: derived from the shards, made again below
+    return merge_runs(shards, out_dir, leaderboard=options["leaderboard"], report=options["report"],
+                      cli_args=options["cli_args"])
+
+
+def _shard_done(run_dir: Path, identity: dict) -> bool:
+    """A shard folder's completion marker is there and was left by a shard of this very run."""
+    try:
+        marker = json.loads((run_dir / SHARD_DONE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("identity") == identity
 
 
 @contextlib.contextmanager

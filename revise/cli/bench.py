@@ -112,7 +112,12 @@ def run(
     resume: bool = typer.Option(False, "--resume", help="Continue a run in OUT: finished samples are skipped, a torn "
                                 "last line is redone. Refused if the editor, judges or bench differ from run.json."),
     shard: Optional[str] = typer.Option(None, "--shard", help="i/n: run only samples whose index % n == i (after "
-                                        "--limit), into its own --out; join with `revise bench merge`."),
+                                        "--limit), into its own --out; join with `revise bench merge`. auto: the "
+                                        "shard of this rank under torchrun / accelerate launch, into "
+                                        "OUT/shards/rank<i>; rank 0 waits and merges them into OUT (no launcher: "
+                                        "one shard)."),
+    shard_timeout: float = typer.Option(24 * 3600.0, "--shard-timeout", help="With --shard auto: how many seconds "
+                                        "rank 0 waits for the other shards to finish before giving up."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N samples of the manifest."),
     seed: int = typer.Option(0, "--seed", help="Seed handed to the editor (and recorded in run.json)."),
     frames_k: int = typer.Option(8, "--frames-k", help="Frames sampled per video by judges that sample frames."),
@@ -147,7 +152,7 @@ def run(
                        predictions=predictions, judges=judges, judge_options=_parse_judge_options(judge_option),
                        resume=resume, shard=shard, limit=limit, seed=seed, frames_k=frames_k, workers=workers,
                        length_policy=length, leaderboard=leaderboard, report=report, progress=progress,
-                       cli_args=cli_args)
+                       cli_args=cli_args, shard_timeout=shard_timeout)
     _print_summary(result.summary, result.out_dir)
     typer.echo(f"{result.n_run} sample(s) run, {result.n_skipped} already done, {result.n_failed} failed; "
                f"results in {result.results_path}" + (f", report {result.report}" if result.report else ""))

@@ -96,7 +96,7 @@ def flow_matching_loss(model, batch, generator: torch.Generator | None = None, *
     if loss_space not in LOSS_SPACES:
         raise ValueError(f"loss_space must be one of {LOSS_SPACES}, got {loss_space!r}")
     source, target = batch["source"], batch["target"]
-    cfg = model.config
+    cfg = getattr(model, "module", model).config  # DDP / FSDP / DeepSpeed wrap the model; the config is inside
     b = target.shape[0]
     t = sample_time(b, shift=cfg.flow_shift, logit_mean=cfg.logit_mean, logit_std=cfg.logit_std, generator=generator,
                     device=target.device)

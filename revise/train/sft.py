@@ -7,10 +7,11 @@
    tokens (the VLM's tokenizer); ``L_x0`` or the paper's ``L_FM`` (:func:`revise.model.flow.flow_matching_loss`).
 
 The loop runs through ``accelerate`` (one CPU process by default; ``accelerate launch`` for several, each
-rank drawing its own batches). Every ``checkpoint_every`` steps, at the end of each stage and when the time
-budget runs out, the whole training state (weights, AdamW moments, the data RNG, counters) is written to
-``OUT/state`` in safetensors + JSON (:mod:`revise.train.state`); ``resume=True`` continues from it and
-gives the same losses as an uninterrupted run. Metrics go to ``OUT/metrics.csv`` and TensorBoard
+rank drawing its own batches, gradients averaged by DDP; see "Distributed training" in docs/training.md).
+Only rank 0 writes files; the others wait at barriers. Every ``checkpoint_every`` steps, at the end of
+each stage and when the time budget runs out, the whole training state (weights, AdamW moments, every
+rank's data RNG, counters) is written to ``OUT/state`` in safetensors + JSON (:mod:`revise.train.state`);
+``resume=True`` continues from it (with as many processes) and gives the same losses as an uninterrupted run. Metrics go to ``OUT/metrics.csv`` and TensorBoard
 (``OUT/tensorboard``). The result is a :class:`~revise.model.unified.ReviseModel` folder in ``OUT``.
 
 ``max_minutes`` fits the run to a wall-clock budget: each stage gets its share (``vlm_share``); after
@@ -161,6 +162,7 @@ def train_sft(data: str | os.PathLike, out_dir: str | os.PathLike, config: SFTCo
     config = config or SFTConfig()
     out = Path(out_dir)
     saved_config = out / "sft_config.json"
+    procs = distributed_state()  # every rank checks the folder before rank 0 writes into it
     if resume:
         if not (out / STATE_DIR / "state.json").is_file() and not (out / "revise.json").is_file():
             raise ConfigError(f"{out}: nothing to resume (no {STATE_DIR}/state.json)")
@@ -173,8 +175,11 @@ def train_sft(data: str | os.PathLike, out_dir: str | os.PathLike, config: SFTCo
             raise ConfigError(f"{out}: --resume with changed settings {changed}; use the original ones or a new folder")
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out}: not empty; pass --resume to continue the run there, or choose a new folder")
-    out.mkdir(parents=True, exist_ok=True)
-    saved_config.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    procs.wait_for_everyone()
+    if procs.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        saved_config.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    procs.wait_for_everyone()
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -182,6 +187,44 @@ def train_sft(data: str | os.PathLike, out_dir: str | os.PathLike, config: SFTCo
         return _Trainer(Path(data), out, config, resume, progress).run()
     finally:
         torch.set_num_threads(previous)
+
+
+def distributed_state():
+    """accelerate's process state (initialises the process group under ``accelerate launch``/``torchrun``)."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def prepared_data(trainer, data: Path, per_dimension: int, seed: int) -> Path:
+    """``DATA/manifest.jsonl``: rank 0 generates a missing train split while the other ranks wait."""
+    data = Path(data)
+    if not (data / "manifest.jsonl").is_file() and data.exists() and any(data.iterdir()):
+        ensure_train_data(data, per_dimension=per_dimension, seed=seed)  # the one-line error, on every rank
+    with trainer.accelerator.main_process_first():
+        return ensure_train_data(data, per_dimension=per_dimension, seed=seed,
+                                 progress=trainer.progress and trainer.accelerator.is_main_process)
+
+
+def check_strategy(accelerator) -> None:
+    """Refuse the sharded strategies (FSDP, DeepSpeed): the training state and the checkpoints are written
+    from rank 0's full weights and AdamW moments (the DDP layout). Say so when accelerate ran a sharded
+    config as DDP (on CPUs it only does DDP)."""
+    import sys
+
+    from accelerate.utils import DistributedType
+
+    kind = accelerator.distributed_type
+    if kind in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        raise ConfigError(f"accelerate runs {kind.value}: the trainers support one process or DDP only (their "
+                          "exact-resume state holds full weights and AdamW moments from rank 0); launch with "
+                          "configs/accelerate/ddp.yaml")
+    asked = [name for name, var in (("FSDP", "ACCELERATE_USE_FSDP"), ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED"))
+             if os.environ.get(var, "false").lower() == "true"]
+    if asked and accelerator.is_main_process:
+        print(f"warning: the launch config asks for {asked[0]}, accelerate runs {kind.value} "
+              f"({accelerator.num_processes} process(es)); training goes on as that", file=sys.stderr)
 
 
 class _Trainer:
@@ -192,11 +235,14 @@ class _Trainer:
         self.data, self.out, self.cfg, self.progress = data, out, config, progress
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available(), log_with="tensorboard",
                                        project_dir=str(out))
+        self.world = self.accelerator.num_processes
+        check_strategy(self.accelerator)
         self.meta = {"stage_steps": {}, "planned": {}, "done": [], "seconds": 0.0, "loss": {}}
         self.state_dir = out / STATE_DIR
         if resume and (self.state_dir / "state.json").is_file():
-            from .state import read_meta
+            from .state import check_world_size, read_meta
 
+            check_world_size(self.state_dir, self.world)
             self.meta = read_meta(self.state_dir)
         self.started = time.perf_counter()
         self.seconds_before = float(self.meta.get("seconds", 0.0))
@@ -205,6 +251,54 @@ class _Trainer:
     # ---- helpers -----------------------------------------------------------------------------------
     def elapsed(self) -> float:
         return self.seconds_before + time.perf_counter() - self.started
+
+    # ---- several processes: what every rank must agree on comes from rank 0 ---------------------------
+    def agree(self, value: float) -> float:
+        """Rank 0's ``value`` on every rank (timing-based decisions differ between ranks otherwise)."""
+        if self.world == 1:
+            return value
+        import torch
+        from accelerate.utils import broadcast
+
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self.accelerator.device)
+        return float(broadcast(t, from_process=0).item())
+
+    def mean_over_ranks(self, value: float) -> float:
+        """The mean of a per-rank number (each rank's loss is on its own batch)."""
+        if self.world == 1:
+            return value
+        import torch
+        from accelerate.utils import reduce
+
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self.accelerator.device)
+        return float(reduce(t, reduction="mean").item())
+
+    def rank_states(self, generators: dict) -> dict:
+        """What :func:`~revise.train.state.save_state` stores of ``generators``: the generators themselves for
+        one process, else every rank's state gathered (tensor collectives: nothing is pickled)."""
+        if self.world == 1:
+            return generators
+        from accelerate.utils import gather
+
+        out = {}
+        for name in sorted(generators):
+            state = generators[name].get_state().to(self.accelerator.device)
+            out[name] = [s.cpu() for s in gather(state.unsqueeze(0))]
+        return out
+
+    def prepare(self, model, optimizer, *, unused_parameters: bool = False):
+        """``accelerator.prepare`` with DDP's ``find_unused_parameters`` set when some parameters sit out a
+        step on some rank (the VLM's judge-only parts on a batch without judge rows)."""
+        acc = self.accelerator
+        before = acc.ddp_handler
+        if unused_parameters and self.world > 1:
+            from accelerate.utils import DistributedDataParallelKwargs
+
+            acc.ddp_handler = DistributedDataParallelKwargs(find_unused_parameters=True)
+        try:
+            return acc.prepare(model, optimizer)
+        finally:
+            acc.ddp_handler = before
 
     def global_offset(self, stage: str) -> int:
         offset = 0
@@ -233,17 +327,20 @@ class _Trainer:
                         disable=not (self.progress and self.accelerator.is_main_process), transient=False)
 
     # ---- the run -------------------------------------------------------------------------------------
+    def load_bank(self, manifest: Path, size: int):
+        """The frame bank at ``size`` pixels; rank 0 decodes and caches it first, the others read the cache."""
+        from ..model.vlm_data import load_frames
+
+        with self.accelerator.main_process_first():
+            return load_frames(manifest, size=size, frames=16, cache_dir=self.out / "cache",
+                               progress=self.progress and self.accelerator.is_main_process)
+
     def run(self) -> SFTResult:
         from ..provenance import base_provenance
 
-        manifest = ensure_train_data(self.data, per_dimension=self.cfg.per_dimension, seed=self.cfg.seed,
-                                     progress=self.progress and self.accelerator.is_main_process)
-        self.accelerator.wait_for_everyone()
-        from ..model.vlm_data import load_frames
-
+        manifest = prepared_data(self, self.data, self.cfg.per_dimension, self.cfg.seed)
         self.manifest = manifest
-        self.bank = load_frames(manifest, size=32, frames=16, cache_dir=self.out / "cache",
-                                progress=self.progress and self.accelerator.is_main_process)
+        self.bank = self.load_bank(manifest, 32)
         self.accelerator.init_trackers("tensorboard")
         resume_from = sum(int(v) for v in self.meta["stage_steps"].values())
         self.logger = _Logger(self.out, self.accelerator, resume_from)
@@ -254,9 +351,11 @@ class _Trainer:
             finished = (self.train_vlm() if stage == "vlm" else self.train_generator()) and finished
             if not finished:
                 break
-        self.accelerator.end_training()
         if finished and self.accelerator.is_main_process:
             self.write_model(base_provenance())
+        self.accelerator.free_memory()  # drop the DDP wrappers: they hold the process group that ends below
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()  # also ends the process group of a launched run
         return SFTResult(self.out, dict(self.meta["stage_steps"]), round(self.elapsed(), 1),
                          dict(self.meta["loss"]), finished)
 
@@ -271,7 +370,7 @@ class _Trainer:
         if step - step_at_start < self.cfg.calibration_steps:
             return asked
         per_step = (time.perf_counter() - stage_started) / (step - step_at_start)
-        fit = int(step + max(0.0, budget) / per_step * 0.97)
+        fit = int(self.agree(int(step + max(0.0, budget) / per_step * 0.97)))
         self.meta["planned"][stage] = max(step + 1, min(asked, fit))
         return int(self.meta["planned"][stage])
 
@@ -280,8 +379,9 @@ class _Trainer:
 
         self.meta["stage_steps"][stage] = step
         self.meta["seconds"] = round(self.elapsed(), 1)
+        states = self.rank_states(generators)
         if self.accelerator.is_main_process:
-            save_state(self.state_dir, modules, optimizer, generators, self.meta)
+            save_state(self.state_dir, modules, optimizer, states, self.meta, world_size=self.world)
         self.accelerator.wait_for_everyone()
 
     def restore(self, stage: str, modules: dict, optimizer, generators: dict) -> int:
@@ -290,11 +390,12 @@ class _Trainer:
 
         if stage not in self.meta["stage_steps"] or not (self.state_dir / "state.json").is_file():
             return 0
-        load_state(self.state_dir, modules, optimizer, generators)
+        load_state(self.state_dir, modules, optimizer, generators, rank=self.accelerator.process_index,
+                   world_size=self.world)
         return int(self.meta["stage_steps"][stage])
 
     def deadline_passed(self) -> bool:
-        return self.cfg.max_minutes is not None and self.elapsed() > 60.0 * self.cfg.max_minutes
+        return self.cfg.max_minutes is not None and bool(self.agree(self.elapsed() > 60.0 * self.cfg.max_minutes))
 
     def loop(self, stage: str, asked: int, step: int, step_fn, save) -> bool:
         """Run ``step_fn(step, total) -> (loss, lr, detail)`` until the plan is done; True when it is."""
@@ -308,6 +409,7 @@ class _Trainer:
             task = bar.add_task(f"sft {stage}", total=total, completed=step, info="")
             while step < total:
                 loss, lr, detail = step_fn(step, total)
+                loss = self.mean_over_ranks(loss)  # the details stay rank 0's
                 step += 1
                 window.append(loss)
                 for k, v in detail.items():
@@ -337,7 +439,7 @@ class _Trainer:
 
         from ..model.tokenizer import TextTokenizer
         from ..model.vlm import ReviseVLM
-        from ..model.vlm_data import TaskBuilder, collate, corpus, load_frames
+        from ..model.vlm_data import TaskBuilder, collate, corpus
 
         cfg, acc = self.cfg, self.accelerator
         tokenizer = TextTokenizer.build(corpus(self.bank.samples))
@@ -346,14 +448,14 @@ class _Trainer:
         k = model.config.frames
         bank = self.bank  # the VLM trains on frames at its own size (the generator's are 32 pixels)
         if model.config.image_size != bank.size:
-            bank = load_frames(self.manifest, size=model.config.image_size, frames=16, cache_dir=self.out / "cache")
+            bank = self.load_bank(self.manifest, model.config.image_size)
         builder = TaskBuilder(bank, k, seed=cfg.seed + 1000 * acc.process_index)
         decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
         no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
                                        {"params": no_decay, "weight_decay": 0.0}], lr=cfg.vlm_lr, betas=(0.9, 0.98))
         step = self.restore("vlm", {"vlm": model}, optimizer, {})
-        wrapped, optimizer = acc.prepare(model, optimizer)
+        wrapped, optimizer = self.prepare(model, optimizer, unused_parameters=True)
         core = acc.unwrap_model(wrapped)
         wrapped.train()
 
@@ -445,20 +547,22 @@ class _Trainer:
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.gen_lr, weight_decay=0.01, betas=(0.9, 0.99))
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + 17 + acc.process_index)
         step = self.restore("generator", {"generator": model}, optimizer, {"data": gen})
-        wrapped, optimizer = acc.prepare(model, optimizer)
+        wrapped, optimizer = self.prepare(model, optimizer)
         core = acc.unwrap_model(wrapped)
         wrapped.train()
 
+        dev = acc.device  # the bank stays on the CPU; each batch goes to the model's device
+
         def unit(x):
-            return x.float() / 127.5 - 1.0
+            return x.to(dev).float() / 127.5 - 1.0
 
         def step_fn(i: int, total: int):
             lr = cfg.gen_lr * lr_scale(i, total, cfg.gen_warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             idx = torch.randint(0, len(source), (cfg.gen_batch_size,), generator=gen)
-            batch = {"source": unit(source[idx]), "target": unit(target[idx]), "text_ids": ids[idx],
-                     "vlm_hidden": hidden[idx], "vlm_mask": masks[idx]}
+            batch = {"source": unit(source[idx]), "target": unit(target[idx]), "text_ids": ids[idx].to(dev),
+                     "vlm_hidden": hidden[idx].to(dev), "vlm_mask": masks[idx].to(dev)}
             loss, _ = flow_matching_loss(wrapped, batch, gen, change_weight=cfg.change_weight,
                                          loss_space=cfg.loss_space)
             optimizer.zero_grad(set_to_none=True)

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
-from .sft import STATE_DIR, SFTResult, _Logger, _Trainer, ensure_train_data, lr_scale
+from .sft import STATE_DIR, SFTResult, _Logger, _Trainer, distributed_state, lr_scale, prepared_data
 
 
 @dataclass
@@ -135,6 +135,7 @@ def train_srf(init: str | os.PathLike, data: str | os.PathLike, out_dir: str | o
     out = Path(out_dir)
     saved = out / "srf_config.json"
     record = {"init": str(init_path), **config.to_dict()}
+    procs = distributed_state()  # every rank checks the folder before rank 0 writes into it
     if resume:
         if not (out / STATE_DIR / "state.json").is_file() and not (out / "revise.json").is_file():
             raise ConfigError(f"{out}: nothing to resume (no {STATE_DIR}/state.json)")
@@ -147,8 +148,11 @@ def train_srf(init: str | os.PathLike, data: str | os.PathLike, out_dir: str | o
             raise ConfigError(f"{out}: --resume with changed settings {changed}; use the original ones or a new folder")
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out}: not empty; pass --resume to continue the run there, or choose a new folder")
-    out.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(record, indent=2) + "\n")
+    procs.wait_for_everyone()
+    if procs.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(record, indent=2) + "\n")
+    procs.wait_for_everyone()
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -165,22 +169,20 @@ class _SRFTrainer(_Trainer):
 
     def run(self) -> SFTResult:
         from ..model.unified import ReviseModel
-        from ..model.vlm_data import load_frames
         from ..provenance import base_provenance
 
         cfg = self.cfg
-        manifest = ensure_train_data(self.data, per_dimension=cfg.per_dimension, seed=cfg.seed,
-                                     progress=self.progress and self.accelerator.is_main_process)
-        self.accelerator.wait_for_everyone()
-        self.bank = load_frames(manifest, size=32, frames=16, cache_dir=self.out / "cache",
-                                progress=self.progress and self.accelerator.is_main_process)
+        manifest = prepared_data(self, self.data, cfg.per_dimension, cfg.seed)
+        self.bank = self.load_bank(manifest, 32)
         self.accelerator.init_trackers("tensorboard")
         self.logger = _Logger(self.out, self.accelerator, int(self.meta["stage_steps"].get("srf", 0)))
         model = ReviseModel.from_pretrained(self.init)
         finished = "srf" in self.meta["done"] or self.train(model)
-        self.accelerator.end_training()
         if finished and self.accelerator.is_main_process:
             self.write(model, base_provenance())
+        self.accelerator.free_memory()  # drop the DDP wrappers: they hold the process group that ends below
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()  # also ends the process group of a launched run
         return SFTResult(self.out, dict(self.meta["stage_steps"]), round(self.elapsed(), 1),
                          dict(self.meta["loss"]), finished)
 
@@ -192,7 +194,8 @@ class _SRFTrainer(_Trainer):
 
         cfg, acc = self.cfg, self.accelerator
         vlm, generator = unified.vlm, unified.generator
-        vlm.eval()
+        dev = acc.device  # the critic runs beside the generator; the bank stays on the CPU
+        vlm.to(dev).eval()
         for p in vlm.parameters():
             p.requires_grad_(False)
         hidden, masks = self.vlm_features(vlm)
@@ -216,11 +219,11 @@ class _SRFTrainer(_Trainer):
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + 29 + acc.process_index)
         modules = {"generator": generator, "critic_head": head_module}
         step = self.restore("srf", modules, optimizer, {"data": gen})
-        wrapped, optimizer = acc.prepare(generator, optimizer)
+        wrapped, optimizer = self.prepare(generator, optimizer)  # the frozen critic is not wrapped
         lo, hi = cfg.reward_t_range
 
         def unit(x):
-            return x.float() / 127.5 - 1.0
+            return x.to(dev).float() / 127.5 - 1.0
 
         def step_fn(i: int, total: int):
             for g_index, group in enumerate(optimizer.param_groups):
@@ -228,8 +231,8 @@ class _SRFTrainer(_Trainer):
                 group["lr"] = base * lr_scale(i, total, cfg.warmup)
             idx = torch.randint(0, len(source), (cfg.batch_size,), generator=gen)
             src = unit(source[idx])
-            batch = {"source": src, "target": unit(target[idx]), "text_ids": ids[idx], "vlm_hidden": hidden[idx],
-                     "vlm_mask": masks[idx]}
+            batch = {"source": src, "target": unit(target[idx]), "text_ids": ids[idx].to(dev),
+                     "vlm_hidden": hidden[idx].to(dev), "vlm_mask": masks[idx].to(dev)}
             loss_fm, extras = flow_matching_loss(wrapped, batch, gen, change_weight=cfg.change_weight,
                                                  loss_space=cfg.loss_space)
             loss = loss_fm
@@ -238,7 +241,7 @@ class _SRFTrainer(_Trainer):
                 use = (extras.t >= lo) & (extras.t <= hi) & ~extras.drop
                 if bool(use.any()):
                     rows = torch.nonzero(use)[:, 0]
-                    texts = [instructions[int(j)] for j in idx[rows]]
+                    texts = [instructions[int(j)] for j in idx[rows.cpu()]]
                     reward, logit = reward_loss(vlm, head, src[rows], extras.x0_hat[rows], texts)
                     loss = loss + cfg.lam * reward
                     detail.update({"reward_loss": float(reward.item()),
@@ -249,12 +252,14 @@ class _SRFTrainer(_Trainer):
                 texts = [instructions[int(j)] for j in idx]
                 anchor_logits = torch.cat([critic_logit(vlm, head, s01, t01, texts),
                                            critic_logit(vlm, head, s01, s01, texts)])
-                labels = torch.cat([torch.ones(len(idx)), torch.zeros(len(idx))])
+                labels = torch.cat([torch.ones(len(idx)), torch.zeros(len(idx))]).to(anchor_logits.device)
                 anchor = F.binary_cross_entropy_with_logits(anchor_logits, labels)
                 loss = loss + cfg.head_anchor * anchor
                 detail["head_anchor_loss"] = float(anchor.item())
             optimizer.zero_grad(set_to_none=True)
             acc.backward(loss)
+            if cfg.unfreeze_critic_head and self.world > 1:  # DDP averages the generator's gradients, not the head's
+                head.grad = acc.reduce(head.grad, reduction="mean")
             acc.clip_grad_norm_(wrapped.parameters(), 1.0)
             optimizer.step()
             return float(loss.item()), optimizer.param_groups[0]["lr"], detail
@@ -268,7 +273,7 @@ class _SRFTrainer(_Trainer):
         if cfg.grad_checkpointing:
             generator.transformer.disable_gradient_checkpointing()
             (getattr(vlm.lm, "activation_checkpointing_disable", None) or vlm.lm.gradient_checkpointing_disable)()
-        self.head = head.detach().clone()
+        self.head = head.detach().cpu().clone()
         if done:
             self.meta["done"].append("srf")
             self.checkpoint("srf", modules, optimizer, {"data": gen}, int(self.meta["stage_steps"]["srf"]))
