@@ -218,3 +218,20 @@ def test_revise_tiny_bench_editor_runs_and_fails_one_corrupt_sample(trained, tmp
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["editor"]["editor"] == "revise-tiny" and len(run["editor"]["weights_sha256"]["generator"]) == 64
     assert result.summary
+
+
+def test_time_budget_ends_with_a_usable_checkpoint(data, tmp_path):
+    """--max-minutes: far more steps asked than fit; the run still ends on time with a complete checkpoint."""
+    budget_s = 8.0
+    started = time.perf_counter()
+    result = train_sft(data, tmp_path / "budget", toy_config(vlm_steps=100000, gen_steps=100000,
+                                                             max_minutes=budget_s / 60, checkpoint_every=10000,
+                                                             log_every=5),
+                       progress=False)
+    took = time.perf_counter() - started
+    assert result.finished
+    assert 10 <= result.steps["vlm"] < 100000 and 10 <= result.steps["generator"] < 100000
+    assert took < budget_s + 20, took  # data loading and saving come on top of the training budget
+    manifest = json.loads((tmp_path / "budget" / "revise.json").read_text())
+    assert manifest["training"]["steps"] == result.steps
+    ReviseModel.from_pretrained(tmp_path / "budget")

@@ -36,7 +36,8 @@ def sft(
     out: Path = typer.Option(..., "--out", help="Checkpoint folder to write (vlm/, generator/, revise.json, "
                              "state/, metrics.csv, tensorboard/)."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-clock budget: each stage's step "
-                                                "count is fitted to it after a few timed steps."),
+                                                "count is fitted to it (and revised if the machine slows down); "
+                                                "the run always ends with a checkpoint."),
     seed: int = typer.Option(0, "--seed", help="Seed of the data generation, initialisation and batch order."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT from its last checkpoint "
                                 "(the same settings are required; the losses match an uninterrupted run)."),
@@ -74,8 +75,7 @@ def sft(
                        max_minutes=max_minutes, vlm_share=vlm_share, checkpoint_every=checkpoint_every,
                        log_every=log_every)
     result = train_sft(data, out, config, resume=resume, threads=threads)
-    state = "finished" if result.finished else "stopped at the time budget (continue with --resume)"
-    typer.echo(f"{state}: {result.steps} steps in {result.seconds:.0f} s; last losses "
+    typer.echo(f"finished: {result.steps} steps in {result.seconds:.0f} s; last losses "
                f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")
 
 
@@ -97,7 +97,8 @@ def srf(
     lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate of the generator."),
     warmup: int = typer.Option(20, "--warmup", help="Linear warm-up steps."),
     loss_space: str = typer.Option("x0", "--loss-space", help="x0 or velocity (L_FM), as for sft."),
-    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-clock budget."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-clock budget; the step count "
+                                                "is fitted to it and the run always ends with a checkpoint."),
     seed: int = typer.Option(0, "--seed", help="Seed of the batch order and noise."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT from its last checkpoint."),
     per_dimension: int = typer.Option(150, "--per-dimension", help="Train samples per dimension when generating."),
@@ -114,8 +115,7 @@ def srf(
                        loss_space=loss_space, max_minutes=max_minutes, checkpoint_every=checkpoint_every,
                        log_every=log_every)
     result = train_srf(init, data, out, config, resume=resume, threads=threads)
-    state = "finished" if result.finished else "stopped at the time budget (continue with --resume)"
-    typer.echo(f"{state}: {result.steps} steps in {result.seconds:.0f} s; last loss "
+    typer.echo(f"finished: {result.steps} steps in {result.seconds:.0f} s; last loss "
                f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")
 
 

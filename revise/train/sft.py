@@ -9,14 +9,17 @@
 The loop runs through ``accelerate`` (one CPU process by default; ``accelerate launch`` for several, each
 rank drawing its own batches, gradients averaged by DDP; see "Distributed training" in docs/training.md).
 Only rank 0 writes files; the others wait at barriers. Every ``checkpoint_every`` steps, at the end of
-each stage and when the time budget runs out, the whole training state (weights, AdamW moments, every
+each stage, the whole training state (weights, AdamW moments, every
 rank's data RNG, counters) is written to ``OUT/state`` in safetensors + JSON (:mod:`revise.train.state`);
-``resume=True`` continues from it (with as many processes) and gives the same losses as an uninterrupted run. Metrics go to ``OUT/metrics.csv`` and TensorBoard
-(``OUT/tensorboard``). The result is a :class:`~revise.model.unified.ReviseModel` folder in ``OUT``.
+``resume=True`` continues from it (with as many processes) and gives the same losses as an uninterrupted
+run. Metrics go to ``OUT/metrics.csv`` and TensorBoard (``OUT/tensorboard``). The result is a :class:`~revise.model.unified.ReviseModel` folder in ``OUT``.
 
-``max_minutes`` fits the run to a wall-clock budget: each stage gets its share (``vlm_share``); after
-its first ``calibration_steps`` steps the stage's step count becomes what fits (never more than asked),
-and that plan is stored, so a resumed run keeps the same schedule.
+``max_minutes`` fits the run to a wall-clock budget and always ends with a usable checkpoint: each stage
+gets its share (``vlm_share``); after its first ``calibration_steps`` steps the stage's step count becomes
+what fits (never more than asked), is revised downwards at every logging step if the machine slows down
+(the learning-rate schedule then completes sooner), and a stage still running at the deadline ends there.
+The plan is stored with the state, so a resumed run keeps it; exact resume is only promised without a
+budget (a budget makes the plan depend on wall time).
 """
 
 from __future__ import annotations
@@ -360,10 +363,23 @@ class _Trainer:
                          dict(self.meta["loss"]), finished)
 
     def plan(self, stage: str, asked: int, step: int, stage_started: float, step_at_start: int) -> int:
-        """The stage's step count: ``asked``, or what fits the time budget after calibration."""
-        if stage in self.meta["planned"]:
-            return int(self.meta["planned"][stage])
+        """The stage's step count: ``asked``, or what fits the time budget.
+
+        With a budget the first estimate comes after ``calibration_steps`` timed steps; it is then revised
+        (only ever downwards) at every logging step from the speed since the previous revision, so a machine
+        that slows down still ends the stage, with its learning-rate schedule completed, inside the budget.
+        """
         budget = self.stage_budget(stage)
+        if stage in self.meta["planned"]:
+            planned = int(self.meta["planned"][stage])
+            mark = getattr(self, "_speed_mark", None)
+            if budget is None or mark is None or mark[0] != stage or step % self.cfg.log_every or step <= mark[2]:
+                return planned
+            per_step = (time.perf_counter() - mark[1]) / (step - mark[2])
+            self._speed_mark = (stage, time.perf_counter(), step)
+            fit = int(self.agree(int(step + max(0.0, budget) / per_step * 0.97)))
+            self.meta["planned"][stage] = max(step + 1, min(planned, fit))
+            return int(self.meta["planned"][stage])
         if budget is None:
             self.meta["planned"][stage] = asked
             return asked
@@ -372,6 +388,7 @@ class _Trainer:
         per_step = (time.perf_counter() - stage_started) / (step - step_at_start)
         fit = int(self.agree(int(step + max(0.0, budget) / per_step * 0.97)))
         self.meta["planned"][stage] = max(step + 1, min(asked, fit))
+        self._speed_mark = (stage, time.perf_counter(), step)
         return int(self.meta["planned"][stage])
 
     def checkpoint(self, stage: str, modules: dict, optimizer, generators: dict, step: int) -> None:
@@ -426,11 +443,11 @@ class _Trainer:
                                     {f"{stage}/loss": mean, f"{stage}/lr": lr,
                                      **{f"{stage}/{k}": v for k, v in detail_means.items()}})
                     window, details = [], {}
-                stop = self.deadline_passed() and step < total
-                if step % self.cfg.checkpoint_every == 0 or step == total or stop:
+                if self.deadline_passed() and step < total:  # out of time: end the stage here, a usable model
+                    total = self.meta["planned"][stage] = step
+                    bar.update(task, total=total)
+                if step % self.cfg.checkpoint_every == 0 or step == total:
                     save(step)
-                if stop:
-                    return False
         return True
 
     # ---- stage 1 ---------------------------------------------------------------------------------------
