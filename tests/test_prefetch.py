@@ -13,7 +13,7 @@ import pytest
 
 import revise.cli.main as cli
 from revise.cli.scale import register_scale_commands
-from revise.editors.diffusers_wan import (
+from revise.hub import (
     MANIFEST_FORMAT,
     file_manifest,
     model_manifest_entry,
@@ -151,7 +151,7 @@ def test_prefetch_flow_with_a_local_stand_in_for_the_hub(tmp_path, monkeypatch, 
 
 def test_downloaded_models_are_then_found_offline(tmp_path, monkeypatch, no_network):
     """What prefetch leaves in the cache is what the editors and the judge resolve, offline."""
-    from revise.editors.diffusers_wan import resolve_local_model
+    from revise.hub import resolve_local_model
 
     _snapshot(tmp_path / "hub", "org/model")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

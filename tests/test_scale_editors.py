@@ -15,13 +15,8 @@ from revise.bench import run_bench
 from revise.cli.main import main
 from revise.data import load_manifest
 from revise.editors import EditContext, create_editor
-from revise.editors.diffusers_wan import (
-    WanVACEEditor,
-    config_files_sha256,
-    normalise_num_frames,
-    resolve_local_model,
-    round_size,
-)
+from revise.editors.diffusers_wan import WanVACEEditor, normalise_num_frames, round_size
+from revise.hub import config_files_sha256, resolve_local_model
 from revise.errors import ConfigError
 from revise.sim import generate_dataset
 from revise.video import Video, read_video

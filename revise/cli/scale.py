@@ -30,7 +30,7 @@ def register_scale_commands(app: typer.Typer) -> None:
                                       "manifest JSON: repo id, revision, commit, and every file's size and sha256."),
     ) -> None:
         """Download models into the Hugging Face cache (needs the network) and write a manifest of their files."""
-        from ..editors.diffusers_wan import prefetch_models
+        from ..hub import prefetch_models
 
         path = prefetch_models(list(models), hub_cache=cache_dir, revision=revision, manifest=manifest)
         typer.echo(f"{len(models)} model(s) in the cache; manifest {path}")

@@ -59,7 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..editors.diffusers_wan import (
+from ..hub import (
     as_bool,
     config_files_sha256,
     resolve_local_model,
