@@ -15,6 +15,11 @@ train_app = typer.Typer(
 )
 
 
+from .scaled_cmd import register as _register_scaled  # noqa: E402  (`revise train scaled`: pretrained parts)
+
+_register_scaled(train_app)
+
+
 def _json_option(text: Optional[str], what: str) -> dict:
     from ..errors import ConfigError
 
