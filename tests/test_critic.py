@@ -31,12 +31,7 @@ TOY = dict(image_size=16, grid=2, vision_channels=[8, 16, 16], frames=4, tubelet
            num_heads=2, intermediate_size=64, max_text_tokens=24, max_answer_tokens=24)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # toy sizes: a second thread only adds contention
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,7 @@ TOY = dict(sample_size=(8, 8), num_frames=4, patch_size=(1, 2, 2), num_layers=2,
            num_vlm_queries=2, vlm_heads=2, vocab_size=20, max_text_len=6, default_steps=4, default_guidance=1.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Toy models gain nothing from threads, and two threads on a busy 2-core machine run ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def toy(trained: bool = True, **overrides) -> ReviseGenerator:

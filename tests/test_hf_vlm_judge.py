@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +33,7 @@ CHAT_TEMPLATE = (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build_tiny_qwen25vl(folder: Path) -> Path:
@@ -102,21 +94,6 @@ def _item(bench: Path, index: int = 0, edited: Video | None = None) -> JudgeInpu
     target = read_video(sample.target)
     return JudgeInput(sample=sample, source=source, edited=edited if edited is not None else target, target=target,
                       edited_sha256=f"sha-{sample.id}")
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    attempts: list = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args[1:] if args and isinstance(args[0], socket.socket) else args)
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    return attempts
 
 
 def test_resize_and_patches_follow_transformers():

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,7 @@ from revise.errors import ConfigError
 COMMIT = "89abcdef0123456789abcdef0123456789abcdef"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -40,21 +32,6 @@ def _prefetch_command():
     """``revise prefetch`` on the real CLI app (registered here until main.py calls register_scale_commands)."""
     if "prefetch" not in [command.name for command in cli.app.registered_commands]:
         register_scale_commands(cli.app)
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    attempts: list = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args[1:] if args and isinstance(args[0], socket.socket) else args)
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    return attempts
 
 
 def _snapshot(root: Path, repo_id: str) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +23,7 @@ from revise.video import Video, read_video
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny_components(seed: int = 0):
@@ -91,22 +83,6 @@ def bench(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("wan-bench")
     return generate_dataset(root / "sim", per_dimension=1, seed=0, split="test", size=32, frames=16,
                             dimensions=["rave/causal"])
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any socket connection or DNS look-up fails and is recorded."""
-    attempts: list = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args[1:] if args and isinstance(args[0], socket.socket) else args)
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    return attempts
 
 
 def fake_hub_cache(root: Path, repo_id: str, folder: Path) -> Path:

@@ -24,12 +24,7 @@ WAN = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in
 HAS_PEFT = importlib.util.find_spec("peft") is not None
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

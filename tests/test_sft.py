@@ -25,12 +25,7 @@ from revise.sim import generate_dataset
 from revise.train.sft import train_sft
 from revise.video import read_video
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -65,11 +65,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import threading
 import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -77,25 +75,7 @@ from ..errors import ConfigError, EditorError
 from ..video import Video, match_length, resize_frames, to_uint8
 from .base import EditContext, Editor, register_editor
 
-from ..hub import (  # noqa: F401  (re-exported: older imports of these names keep working)
-    REPO_ID,
-    MANIFEST_FORMAT,
-    _TRUE,
-    _one_line,
-    LocalModel,
-    hf_offline,
-    hub_cache_dir,
-    _fetch_hint,
-    resolve_local_model,
-    config_files_sha256,
-    weights_fingerprint,
-    file_manifest,
-    model_manifest_entry,
-    write_prefetch_manifest,
-    prefetch_models,
-    as_bool,
-    resolve_torch_device,
-)
+from ..hub import _one_line, as_bool, config_files_sha256, resolve_local_model, resolve_torch_device, weights_fingerprint
 
 TEMPORAL_FACTOR = 4  # Wan 2.1 VAE: 4x in time -> clips of 4k + 1 frames
 SIZE_MULTIPLE = 16  # Wan 2.1: VAE stride 8 x transformer patch 2

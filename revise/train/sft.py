@@ -160,34 +160,42 @@ class _Logger:
 def train_sft(data: str | os.PathLike, out_dir: str | os.PathLike, config: SFTConfig | None = None, *,
               resume: bool = False, threads: int | None = 1, progress: bool = True) -> SFTResult:
     """Run (or resume) SFT into ``out_dir``; see the module docstring. Returns what was done."""
-    import torch
-
     config = config or SFTConfig()
     out = Path(out_dir)
-    saved_config = out / "sft_config.json"
-    procs = distributed_state()  # every rank checks the folder before rank 0 writes into it
+    return run_in_folder(out, "sft_config.json", config.to_dict(), resume, threads,
+                         lambda: _Trainer(Path(data), out, config, resume, progress).run())
+
+
+def run_in_folder(out: Path, config_name: str, record: dict, resume: bool, threads: int | None, run):
+    """The shared start of every trainer: check ``out`` (empty for a new run; for ``resume``, a state to
+    resume and exactly the settings ``record`` saved in ``out/config_name``), write ``record`` there
+    (rank 0), then ``run()`` with ``threads`` torch threads. Every rank checks before rank 0 writes."""
+    import torch
+
+    saved = out / config_name
+    procs = distributed_state()
     if resume:
         if not (out / STATE_DIR / "state.json").is_file() and not (out / "revise.json").is_file():
             raise ConfigError(f"{out}: nothing to resume (no {STATE_DIR}/state.json)")
         try:
-            before = json.loads(saved_config.read_text())
+            before = json.loads(saved.read_text())
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"{saved_config}: unreadable ({exc})") from None
-        if before != config.to_dict():
-            changed = sorted(k for k in set(before) | set(config.to_dict()) if before.get(k) != config.to_dict().get(k))
+            raise ConfigError(f"{saved}: unreadable ({exc})") from None
+        if before != record:
+            changed = sorted(k for k in set(before) | set(record) if before.get(k) != record.get(k))
             raise ConfigError(f"{out}: --resume with changed settings {changed}; use the original ones or a new folder")
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out}: not empty; pass --resume to continue the run there, or choose a new folder")
     procs.wait_for_everyone()
     if procs.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        saved_config.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        saved.write_text(json.dumps(record, indent=2) + "\n")
     procs.wait_for_everyone()
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _Trainer(Path(data), out, config, resume, progress).run()
+        return run()
     finally:
         torch.set_num_threads(previous)
 

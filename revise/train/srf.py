@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
-from .sft import STATE_DIR, SFTResult, _Logger, _Trainer, distributed_state, lr_scale, prepared_data
+from .sft import SFTResult, _Logger, _Trainer, lr_scale, prepared_data, run_in_folder
 
 
 @dataclass
@@ -126,40 +126,14 @@ def train_srf(init: str | os.PathLike, data: str | os.PathLike, out_dir: str | o
               config: SRFConfig | None = None, *, resume: bool = False, threads: int | None = 1,
               progress: bool = True) -> SFTResult:
     """Fine-tune the generator of ``init`` (a unified checkpoint or ``revise-tiny``) into ``out_dir``."""
-    import torch
-
     from ..model.unified import resolve_checkpoint
 
     config = config or SRFConfig()
     init_path = resolve_checkpoint(init)
     out = Path(out_dir)
-    saved = out / "srf_config.json"
     record = {"init": str(init_path), **config.to_dict()}
-    procs = distributed_state()  # every rank checks the folder before rank 0 writes into it
-    if resume:
-        if not (out / STATE_DIR / "state.json").is_file() and not (out / "revise.json").is_file():
-            raise ConfigError(f"{out}: nothing to resume (no {STATE_DIR}/state.json)")
-        try:
-            before = json.loads(saved.read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{saved}: unreadable ({exc})") from None
-        if before != record:
-            changed = sorted(k for k in set(before) | set(record) if before.get(k) != record.get(k))
-            raise ConfigError(f"{out}: --resume with changed settings {changed}; use the original ones or a new folder")
-    elif out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out}: not empty; pass --resume to continue the run there, or choose a new folder")
-    procs.wait_for_everyone()
-    if procs.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps(record, indent=2) + "\n")
-    procs.wait_for_everyone()
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        return _SRFTrainer(init_path, Path(data), out, config, resume, progress).run()
-    finally:
-        torch.set_num_threads(previous)
+    return run_in_folder(out, "srf_config.json", record, resume, threads,
+                         lambda: _SRFTrainer(init_path, Path(data), out, config, resume, progress).run())
 
 
 class _SRFTrainer(_Trainer):
