@@ -160,3 +160,15 @@ def test_shards_merge_to_the_unsharded_run(bench, tmp_path):
         merge_runs([tmp_path / "full", tmp_path / "s0"], tmp_path / "m4", report=False)
     partial = merge_runs([tmp_path / "s0"], tmp_path / "m5", report=False)
     assert not partial.summary["complete"] and partial.summary["provenance"]["shards_missing"] == ["1/2"]
+
+
+def test_run_identity_ignores_editor_and_judge_runtime_settings():
+    from revise.bench.runner import run_identity
+
+    base = {"editor": {"editor": "wan-vace", "options": {"steps": 30}, "runtime": {"device": "cuda:0", "threads": 4}},
+            "judges": {"gt": {"judge": "gt", "runtime": {"workers": 2}}}, "seed": 0, "bench": {"sha256": "x"}}
+    moved = {**base, "editor": {**base["editor"], "runtime": {"device": "cpu", "threads": 1}},
+             "judges": {"gt": {"judge": "gt", "runtime": {"workers": 8}}}}
+    changed = {**base, "editor": {**base["editor"], "options": {"steps": 50}}}
+    assert run_identity(base) == run_identity(moved)
+    assert run_identity(base) != run_identity(changed)

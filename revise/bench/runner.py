@@ -427,9 +427,11 @@ def _judge_one(name: str, judge: Judge, item: JudgeInput) -> dict:
 def run_identity(prov: dict) -> dict:
     """The run.json fields that define "the same run" (:data:`IDENTITY_KEYS`), JSON-normalised.
 
-    A judge's ``info()["runtime"]`` (concurrency, timeouts, retries: how it runs, not what it scores) is
-    left out, so a run may be resumed or merged with other such settings."""
+    A judge's or an editor's ``info()["runtime"]`` (concurrency, timeouts, retries, device, threads: how it
+    runs, not what it computes) is left out, so a run may be resumed or merged with other such settings."""
     ident = {k: prov.get(k) for k in IDENTITY_KEYS if k != "bench_sha256"}
+    if isinstance(ident.get("editor"), dict):
+        ident["editor"] = {k: v for k, v in ident["editor"].items() if k != "runtime"}
     if isinstance(ident.get("judges"), dict):
         ident["judges"] = {name: ({k: v for k, v in info.items() if k != "runtime"} if isinstance(info, dict) else info)
                            for name, info in ident["judges"].items()}

@@ -332,15 +332,17 @@ class _WanEditor(Editor):
             "seed": "sha256(run seed | sample id)",
             "num_frames_rule": "largest 4k+1 <= requested (default min(source frames, max_frames)), at least 5",
             "options": self.options(),
+            "runtime": {"device": self.device, "cpu_offload": self.cpu_offload, "threads": self.threads,
+                        "hub_cache": self.hub_cache},
         }
 
     def options(self) -> dict:
-        """Every option, resolved (defaults filled in)."""
+        """Every option that changes the output, resolved (defaults filled in); how it runs (device, CPU
+        offload, threads, the cache folder) is under ``info()["runtime"]``, which ``--resume`` ignores."""
         return {"num_frames": self.num_frames, "max_frames": self.max_frames, "height": self.height,
                 "width": self.width, "steps": self.steps, "guidance": self.guidance,
                 "negative_prompt": self.negative_prompt, "prompt": self.prompt, "flow_shift": self.flow_shift,
-                "dtype": self.dtype, "device": self.device, "cpu_offload": self.cpu_offload, "threads": self.threads,
-                "hub_cache": self.hub_cache}
+                "dtype": self.dtype}
 
 
 @register_editor("wan-vace")
