@@ -46,12 +46,12 @@ loads it, so a corrupt checkpoint stops the run with a one-line :class:`~revise.
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from pathlib import Path
 
 from ..errors import ConfigError, JudgeError, ReviseError
+from ..jsonfile import load_json_object
 from .base import Judge, JudgeInput, JudgeResult, register_judge
 
 VERSION = "critic-1"  # bump whenever the mapping (BANDS) or the prompt path changes
@@ -87,12 +87,7 @@ def resolve_vlm_dir(model: str) -> Path:
     path = resolve_checkpoint(model)
     manifest = path / MANIFEST_NAME
     if manifest.is_file():
-        try:
-            data = json.loads(manifest.read_text())
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{manifest}: invalid JSON ({exc})") from None
+        data = load_json_object(manifest)
         vlm_dir = path / str(data.get("vlm", "vlm"))
     elif (path / "vlm").is_dir():
         vlm_dir = path / "vlm"

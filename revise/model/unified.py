@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..jsonfile import load_json_object
 
 FORMAT = "revise-unified/1"
 MANIFEST_NAME = "revise.json"
@@ -144,12 +145,7 @@ class ReviseModel:
         manifest_path = path / MANIFEST_NAME
         if not manifest_path.is_file():
             raise ConfigError(f"{path}: not a revise checkpoint ({MANIFEST_NAME} is missing)")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-            if not isinstance(manifest, dict):
-                raise ValueError("not a JSON object")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{manifest_path}: invalid JSON ({exc})") from None
+        manifest = load_json_object(manifest_path)
         if manifest.get("format") != FORMAT:
             raise ConfigError(f"{manifest_path}: format {manifest.get('format')!r} is not {FORMAT!r}")
         vlm = ReviseVLM.from_pretrained(path / str(manifest.get("vlm", "vlm")), device=device)
@@ -172,12 +168,7 @@ def load_generator(directory: Path, *, device: str | torch.device = "cpu"):
     if not config_path.is_file() or not (directory / "diffusion_pytorch_model.safetensors").is_file():
         raise ConfigError(f"{directory}: not a generator checkpoint (config.json or "
                           "diffusion_pytorch_model.safetensors is missing)")
-    try:
-        raw = json.loads(config_path.read_text())
-        if not isinstance(raw, dict):
-            raise ValueError("not a JSON object")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{config_path}: invalid JSON ({exc})") from None
+    load_json_object(config_path)  # a corrupt config fails here, with the file named
     try:
         model = ReviseGenerator.from_pretrained(str(directory), use_safetensors=True)
     except ConfigError as exc:

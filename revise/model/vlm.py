@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
+from ..jsonfile import load_json_object
 from ..video import sample_indices
 from .tokenizer import TASKS, TextTokenizer
 
@@ -477,12 +478,7 @@ class ReviseVLM(nn.Module):
         for name in (CONFIG_NAME, WEIGHTS_NAME, TOKENIZER_NAME):
             if not (directory / name).is_file():
                 raise ConfigError(f"{directory}: not a VLM checkpoint ({name} is missing)")
-        try:
-            raw = json.loads((directory / CONFIG_NAME).read_text())
-            if not isinstance(raw, dict):
-                raise ValueError("not a JSON object")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{directory / CONFIG_NAME}: invalid JSON ({exc})") from None
+        raw = load_json_object(directory / CONFIG_NAME)
         try:
             config = VLMConfig.from_dict(raw)
         except (ConfigError, TypeError) as exc:
