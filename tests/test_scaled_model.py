@@ -206,30 +206,164 @@ def test_yaml_config(parts):
     assert model.options.max_text_len == 8
 
 
-def test_train_scaled_command(parts, tmp_path):
-    import typer
-    from safetensors.torch import load_file
-    from typer.testing import CliRunner
-
-    from revise.cli.scaled_cmd import register
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory) -> Path:
     from revise.sim import generate_dataset
 
-    data = generate_dataset(tmp_path / "sim", per_dimension=1, seed=0, split="train", size=32, frames=8,
-                            dimensions=["rave/causal"]).parent
-    app = typer.Typer()
-    register(app)
+    root = tmp_path_factory.mktemp("scaled-sim")
+    return generate_dataset(root / "train", per_dimension=1, seed=0, split="train", size=32, frames=8,
+                            dimensions=["rave/causal", "icvg/camera"]).parent
 
-    @app.callback()
-    def _group() -> None:  # keep "scaled" a sub-command
-        pass
 
-    out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["scaled", "--config", str(write_config(parts, "cli")), "--data", str(data),
-                                      "--out", str(out), "--steps", "2", "--lambda", "0.5", "--frames", "5",
-                                      "--size", "16", "--lr", "1e-3"])
-    assert result.exit_code == 0, result.output
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 and all(np.isfinite(r["loss"]) and r["reward"] is not None for r in rows)
-    state = load_file(str(out / "trainable.safetensors"))
-    assert state and all(k.startswith(("transformer.", "context.")) for k in state)
-    assert json.loads((out / "scaled_run.json").read_text())["steps"] == 2
+CLIP = ["--frames", "5", "--size", "16", "--log-every", "1", "--threads", "1"]
+
+
+def _cli(*args: str) -> None:
+    from revise.cli.main import main
+
+    assert main(list(args)) == 0
+
+
+def _metrics(out: Path) -> list[dict]:
+    import csv
+
+    with (out / "metrics.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_sft_and_srf_take_a_config_of_pretrained_parts(parts, sim, tmp_path):
+    """`revise train sft --config` (flow matching) then `revise train srf --config --init` (self-reflection
+    through the Qwen critic) on the trainer the tiny model uses: state, metrics, a loadable result."""
+    from safetensors.torch import load_file
+
+    from revise.train.scaled import load_trained
+
+    config = write_config(parts, "cli")
+    sft_out, srf_out = tmp_path / "sft", tmp_path / "srf"
+    _cli("train", "sft", "--config", str(config), "--data", str(sim), "--out", str(sft_out), "--gen-steps", "3",
+         "--gen-lr", "1e-3", "--gen-warmup", "1", "--checkpoint-every", "2", *CLIP)
+    rows = _metrics(sft_out)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3] and {r["stage"] for r in rows} == {"scaled"}
+    assert all(np.isfinite(float(r["loss"])) and "reward_loss" not in r["detail"] for r in rows)
+    for name in ("trainable.safetensors", "scaled_model.json", "scaled_train.json", "scaled_run.json",
+                 "state/state.safetensors", "state/state.json"):
+        assert (sft_out / name).is_file(), name
+    assert list((sft_out / "tensorboard").rglob("events.out.tfevents.*"))
+    run = json.loads((sft_out / "scaled_run.json").read_text())
+    assert run["recipe"] == "sft" and run["steps"] == {"scaled": 3} and run["provenance"]["git_commit"]
+    sft_weights = load_file(str(sft_out / "trainable.safetensors"))
+    assert sft_weights and all(k.startswith(("transformer.", "context.")) for k in sft_weights)
+    # the state holds only the trainable weights: the pretrained parts are read from the config again
+    from safetensors import safe_open
+
+    with safe_open(str(sft_out / "state" / "state.safetensors"), "pt") as f:
+        model_keys = [k for k in f.keys() if k.startswith("model/")]
+    assert len(model_keys) == len(sft_weights)
+    # the run folder alone rebuilds the trained model (absolute folders in scaled_model.json)
+    model = load_trained(sft_out)
+    for name, value in model.trainable_state_dict().items():
+        assert torch.equal(value, sft_weights[name]), name
+    edited = model.generate(make_batch(1)["source"], ["swap"], steps=2, guidance=1.0)
+    assert edited.shape == (1, 3, 5, 16, 16)
+
+    _cli("train", "srf", "--config", str(config), "--init", str(sft_out), "--data", str(sim), "--out", str(srf_out),
+         "--steps", "2", "--lambda", "0.5", "--reward-t-range", "0,1", "--lr", "1e-3", "--warmup", "1", *CLIP)
+    rows = _metrics(srf_out)
+    details = [json.loads(r["detail"]) for r in rows]
+    assert len(rows) == 2 and all("reward_loss" in d and 0 < d["critic_p_yes"] < 1 for d in details), details
+    for r, d in zip(rows, details):  # L = L_FM + lambda * R, averaged over the step's micro-batches
+        assert float(r["loss"]) == pytest.approx(d["loss_fm"] + 0.5 * d["reward_loss"], rel=1e-4)
+    run = json.loads((srf_out / "scaled_run.json").read_text())
+    assert run["recipe"] == "srf" and run["init"] == str(sft_out.resolve())
+    srf_weights = load_file(str(srf_out / "trainable.safetensors"))
+    assert set(srf_weights) == set(sft_weights)
+    assert any(not torch.equal(srf_weights[k], sft_weights[k]) for k in sft_weights), "srf trained nothing"
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_scaled_training_resumes_exactly(parts, sim, tmp_path, monkeypatch):
+    """A run stopped by a crash right after its step-2 state save, then resumed, ends exactly like an
+    uninterrupted run: the same metrics rows (losses, learning rates) and bit-identical weights."""
+    from safetensors.torch import load_file
+
+    from revise.train.scaled import ScaledTrainConfig, _ScaledTrainer, train_scaled
+
+    config = write_config(parts, "resume", cfg_drop_prob=0.3)
+    settings = ScaledTrainConfig(recipe="srf", steps=4, batch_size=1, grad_accum=2, lr=1e-3, warmup=1, lam=0.5,
+                                 frames=5, size=16, checkpoint_every=2, log_every=1)
+    full, broken = tmp_path / "full", tmp_path / "broken"
+    train_scaled(config, sim, full, settings, progress=False, threads=1)
+
+    original = _ScaledTrainer.checkpoint
+
+    def crash_after_step_two(self, stage, modules, optimizer, generators, step):
+        original(self, stage, modules, optimizer, generators, step)
+        if step == 2:
+            raise _Crash()
+
+    monkeypatch.setattr(_ScaledTrainer, "checkpoint", crash_after_step_two)
+    with pytest.raises(_Crash):
+        train_scaled(config, sim, broken, settings, progress=False, threads=1)
+    monkeypatch.setattr(_ScaledTrainer, "checkpoint", original)
+    assert not (broken / "trainable.safetensors").exists()
+    with pytest.raises(ConfigError, match=r"changed settings \['lr'\]"):
+        train_scaled(config, sim, broken, ScaledTrainConfig(**{**settings.to_dict(), "lr": 2e-3}), resume=True,
+                     progress=False)
+    train_scaled(config, sim, broken, settings, resume=True, progress=False, threads=1)
+
+    def rows(out):
+        return [{k: r[k] for k in ("step", "lr", "loss", "detail")} for r in _metrics(out)]
+
+    assert rows(broken) == rows(full) and len(rows(full)) == 4
+    a, b = load_file(str(full / "trainable.safetensors")), load_file(str(broken / "trainable.safetensors"))
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_scaled_training_bad_input_gives_one_line_errors(parts, sim, tmp_path, capsys):
+    from revise.cli.main import main
+    from revise.train.scaled import ScaledTrainConfig, train_scaled
+
+    config = write_config(parts, "errors")
+    cases = [
+        (["train", "sft", "--config", str(config), "--vlm-steps", "5"], "--vlm-steps: not used with --config"),
+        (["train", "srf", "--config", str(config), "--unfreeze-critic-head"], "--unfreeze-critic-head: not used"),
+        (["train", "sft", "--frames", "9"], "--frames: not used without --config"),
+        (["train", "srf"], "--init is required"),
+        (["train", "sft", "--config", str(config), "--frames", "6"], "frames must be 1 + 4k"),
+        (["train", "srf", "--config", str(config), "--init", str(tmp_path)], "no trainable.safetensors"),
+        (["train", "sft", "--config", str(tmp_path / "none.yaml")], "no such file"),
+    ]
+    for args, message in cases:
+        code = main(args + ["--data", str(sim), "--out", str(tmp_path / "never")])
+        err = capsys.readouterr().err.strip()
+        assert code != 0 and message in err and len(err.splitlines()) == 1, (args, err)
+    assert not (tmp_path / "never").exists()
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        train_scaled(broken, sim, tmp_path / "x", ScaledTrainConfig(steps=1))
+    with pytest.raises(ConfigError, match="sft is flow matching only"):
+        ScaledTrainConfig(recipe="sft", lam=0.1)
+
+
+def test_scaled_srf_on_two_processes(parts, sim, tmp_path):
+    """`accelerate launch` with 2 CPU processes (gloo): DDP averages the trainable weights' gradients, so
+    every rank holds the same weights at every state save; the state keeps both ranks' data RNGs."""
+    from test_distributed import WORKER, _env, _launch, _run, _same_on_every_rank, _state
+
+    worker, hashes, out = tmp_path / "revise_worker.py", tmp_path / "hashes", tmp_path / "run"
+    worker.write_text(WORKER)
+    hashes.mkdir()
+    _run(_launch(str(worker), "train", "srf", "--config", str(write_config(parts, "ddp", cfg_drop_prob=0.3)),
+                 "--data", str(sim), "--out", str(out), "--steps", "3", "--lambda", "0.5", "--lr", "1e-3",
+                 "--warmup", "1", "--checkpoint-every", "1", *CLIP), _env(REVISE_TEST_HASHES=str(hashes)))
+    saves = _same_on_every_rank(hashes)
+    assert [s["step"] for s in saves] == [1, 2, 3, 3]
+    assert len({s["sha256"] for s in saves}) == 3, "the weights did not change between saves"
+    meta, rng = _state(out)
+    assert meta["world_size"] == 2 and rng == ["rng/data/rank0", "rng/data/rank1"]
+    run = json.loads((out / "scaled_run.json").read_text())
+    assert run["processes"] == 2 and run["steps"] == {"scaled": 3}

@@ -15,10 +15,6 @@ train_app = typer.Typer(
 )
 
 
-from .scaled_cmd import register as _register_scaled  # noqa: E402  (`revise train scaled`: pretrained parts)
-
-_register_scaled(train_app)
-
 
 def _json_option(text: Optional[str], what: str) -> dict:
     from ..errors import ConfigError
@@ -32,6 +28,29 @@ def _json_option(text: Optional[str], what: str) -> dict:
     if not isinstance(value, dict):
         raise ConfigError(f"{what}: must be a JSON object")
     return value
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
+def _refuse_options(where: str, given: dict) -> None:
+    """A one-line error naming the options of ``given`` (``{flag: (value, default)}``) that were set away from
+    their defaults although they do not apply ``where``."""
+    from ..errors import ConfigError
+
+    changed = [flag for flag, (value, default) in given.items() if value != default]
+    if changed:
+        raise ConfigError(f"{', '.join(changed)}: not used {where}")
+
+
+def _run_scaled(config: Path, data: Path, out: Path, init: Optional[str], resume: bool, threads: int, **settings):
+    from ..train.scaled import ScaledTrainConfig, train_scaled
+
+    result = train_scaled(config, data, out, ScaledTrainConfig(**settings), init=init, resume=resume,
+                          threads=threads)
+    typer.echo(f"finished: {result.steps} steps in {result.seconds:.0f} s; last loss "
+               f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")
 
 
 @train_app.command("sft")
@@ -49,15 +68,20 @@ def sft(
     per_dimension: int = typer.Option(150, "--per-dimension", help="Train samples per dimension when generating."),
     stages: str = typer.Option("vlm,generator", "--stages", help="Which stages to run, in order."),
     vlm_steps: int = typer.Option(3000, "--vlm-steps", help="VLM steps (an upper bound with --max-minutes)."),
-    gen_steps: int = typer.Option(1500, "--gen-steps", help="Generator steps (an upper bound with --max-minutes)."),
+    gen_steps: Optional[int] = typer.Option(None, "--gen-steps", help="Generator steps (an upper bound with "
+                                            "--max-minutes). Default 1500; 1000 with --config."),
     vlm_batch_size: int = typer.Option(32, "--vlm-batch-size"),
-    gen_batch_size: int = typer.Option(8, "--gen-batch-size"),
+    gen_batch_size: Optional[int] = typer.Option(None, "--gen-batch-size", help="Generator clips per step and "
+                                                 "process. Default 8; 1 with --config."),
     vlm_lr: float = typer.Option(1e-3, "--vlm-lr", help="Peak learning rate of the VLM (AdamW, cosine decay)."),
-    gen_lr: float = typer.Option(5e-4, "--gen-lr", help="Peak learning rate of the generator."),
+    gen_lr: Optional[float] = typer.Option(None, "--gen-lr", help="Peak learning rate of the generator. Default "
+                                           "5e-4; 1e-4 with --config."),
     vlm_warmup: int = typer.Option(100, "--vlm-warmup", help="Linear warm-up steps of the VLM."),
-    gen_warmup: int = typer.Option(100, "--gen-warmup", help="Linear warm-up steps of the generator."),
-    loss_space: str = typer.Option("x0", "--loss-space", help="x0 (every noise level alike) or velocity (the "
-                                   "paper's L_FM); see docs/model-generator.md."),
+    gen_warmup: Optional[int] = typer.Option(None, "--gen-warmup", help="Linear warm-up steps of the generator. "
+                                             "Default 100; 50 with --config."),
+    loss_space: Optional[str] = typer.Option(None, "--loss-space", help="x0 (every noise level alike) or velocity "
+                                             "(the paper's L_FM); see docs/model-generator.md. Default x0; velocity "
+                                             "(Wan's own) with --config."),
     change_weight: float = typer.Option(0.0, "--change-weight", help="Extra loss weight on pixels the edit changes."),
     vlm_share: float = typer.Option(0.4, "--vlm-share", help="Share of --max-minutes given to the VLM stage."),
     vlm_config: Optional[str] = typer.Option(None, "--vlm-config", help="JSON overrides of the VLM config."),
@@ -66,15 +90,40 @@ def sft(
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Steps between training-state saves."),
     log_every: int = typer.Option(50, "--log-every", help="Steps between metrics rows."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads (1 is fastest on a shared 2-core machine)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Train the unified model over PRETRAINED parts "
+                                          "(Wan transformer + VAE, Qwen-VL) named in this JSON/YAML file instead "
+                                          "of the tiny one: flow matching of the generator side, the VLM frozen; "
+                                          "see docs/gpu.md. Uses --gen-* for the generator, --frames, --size, "
+                                          "--grad-accum; the VLM-stage options do not apply."),
+    frames: int = typer.Option(17, "--frames", help="With --config: frames per clip (1 + 4k, Wan's VAE)."),
+    size: int = typer.Option(256, "--size", help="With --config: square frame size (a multiple of 16 for Wan)."),
+    grad_accum: int = typer.Option(1, "--grad-accum", help="With --config: micro-batches per optimizer step."),
 ) -> None:
-    """Supervised training: stage 1 the VLM (describe/reason/judge), stage 2 the generator conditioned on it."""
+    """Supervised training: stage 1 the VLM (describe/reason/judge), stage 2 the generator conditioned on it.
+
+    With --config, the unified model over pretrained parts instead (flow matching; the VLM is frozen)."""
+    if config is not None:
+        _refuse_options("with --config (pretrained parts)", {"--stages": (stages, "vlm,generator"), "--vlm-steps": (vlm_steps, 3000),
+                                         "--vlm-batch-size": (vlm_batch_size, 32), "--vlm-lr": (vlm_lr, 1e-3),
+                                         "--vlm-warmup": (vlm_warmup, 100), "--change-weight": (change_weight, 0.0),
+                                         "--vlm-share": (vlm_share, 0.4), "--vlm-config": (vlm_config, None),
+                                         "--generator-config": (generator_config, None)})
+        _run_scaled(config, data, out, None, resume, threads, recipe="sft", seed=seed, per_dimension=per_dimension,
+                    steps=_or(gen_steps, 1000), batch_size=_or(gen_batch_size, 1), lr=_or(gen_lr, 1e-4),
+                    warmup=_or(gen_warmup, 50), loss_space=_or(loss_space, "velocity"), frames=frames, size=size,
+                    grad_accum=grad_accum, max_minutes=max_minutes, checkpoint_every=checkpoint_every,
+                    log_every=log_every)
+        return
+    _refuse_options("without --config (they shape the pretrained model's clips)",
+                        {"--frames": (frames, 17), "--size": (size, 256), "--grad-accum": (grad_accum, 1)})
     from ..train.sft import SFTConfig, train_sft
 
     config = SFTConfig(seed=seed, per_dimension=per_dimension, stages=tuple(s.strip() for s in stages.split(",")
                                                                           if s.strip()),
                        vlm_steps=vlm_steps, vlm_batch_size=vlm_batch_size, vlm_lr=vlm_lr, vlm_warmup=vlm_warmup,
-                       vlm_config=_json_option(vlm_config, "--vlm-config"), gen_steps=gen_steps,
-                       gen_batch_size=gen_batch_size, gen_lr=gen_lr, gen_warmup=gen_warmup, loss_space=loss_space,
+                       vlm_config=_json_option(vlm_config, "--vlm-config"), gen_steps=_or(gen_steps, 1500),
+                       gen_batch_size=_or(gen_batch_size, 8), gen_lr=_or(gen_lr, 5e-4), gen_warmup=_or(gen_warmup, 100),
+                       loss_space=_or(loss_space, "x0"),
                        change_weight=change_weight, generator_config=_json_option(generator_config,
                                                                                    "--generator-config"),
                        max_minutes=max_minutes, vlm_share=vlm_share, checkpoint_every=checkpoint_every,
@@ -86,7 +135,9 @@ def sft(
 
 @train_app.command("srf")
 def srf(
-    init: str = typer.Option(..., "--init", help="The SFT checkpoint to start from (a folder, or revise-tiny)."),
+    init: Optional[str] = typer.Option(None, "--init", help="The SFT checkpoint to start from (a folder, or "
+                                       "revise-tiny). With --config: a `train sft --config` run folder, or none "
+                                       "to start from the pretrained parts."),
     data: Path = typer.Option(..., "--data", help="RVE-Sim train folder (generated there first if missing/empty)."),
     out: Path = typer.Option(..., "--out", help="The new checkpoint folder."),
     lam: float = typer.Option(0.1, "--lambda", help="Weight of the critic's -log p(Yes); 0 = FM-only fine-tuning."),
@@ -98,10 +149,13 @@ def srf(
     grad_checkpointing: bool = typer.Option(False, "--grad-checkpointing", help="Recompute activations in the "
                                             "backward pass (generator and critic) to save memory."),
     steps: int = typer.Option(300, "--steps", help="Fine-tuning steps (an upper bound with --max-minutes)."),
-    batch_size: int = typer.Option(8, "--batch-size"),
-    lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate of the generator."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Clips per step and process. Default 8; "
+                                             "1 with --config."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate of the generator. Default 2e-4; "
+                                       "1e-4 with --config."),
     warmup: int = typer.Option(20, "--warmup", help="Linear warm-up steps."),
-    loss_space: str = typer.Option("x0", "--loss-space", help="x0 or velocity (L_FM), as for sft."),
+    loss_space: Optional[str] = typer.Option(None, "--loss-space", help="x0 or velocity (L_FM), as for sft. "
+                                             "Default x0; velocity with --config."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-clock budget; the step count "
                                                 "is fitted to it and the run always ends with a checkpoint."),
     seed: int = typer.Option(0, "--seed", help="Seed of the batch order and noise."),
@@ -110,15 +164,36 @@ def srf(
     checkpoint_every: int = typer.Option(100, "--checkpoint-every"),
     log_every: int = typer.Option(25, "--log-every"),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Self-reflective training of the unified model "
+                                          "over PRETRAINED parts (Wan + Qwen-VL, the Qwen-VL model also the critic) "
+                                          "named in this JSON/YAML file; see docs/gpu.md."),
+    frames: int = typer.Option(17, "--frames", help="With --config: frames per clip (1 + 4k, Wan's VAE)."),
+    size: int = typer.Option(256, "--size", help="With --config: square frame size (a multiple of 16 for Wan)."),
+    grad_accum: int = typer.Option(1, "--grad-accum", help="With --config: micro-batches per optimizer step."),
 ) -> None:
     """Self-reflective fine-tuning: L_FM + lambda * -log p_critic(Yes | x0_hat), the critic being the model's VLM."""
     from ..train.srf import SRFConfig, parse_range, train_srf
 
-    config = SRFConfig(seed=seed, per_dimension=per_dimension, steps=steps, batch_size=batch_size, lr=lr,
-                       warmup=warmup, lam=lam, reward_t_range=parse_range(reward_t_range), reward_every=reward_every,
-                       unfreeze_critic_head=unfreeze_critic_head, grad_checkpointing=grad_checkpointing,
-                       loss_space=loss_space, max_minutes=max_minutes, checkpoint_every=checkpoint_every,
-                       log_every=log_every)
+    if config is not None:
+        _refuse_options("with --config (pretrained parts)", {"--unfreeze-critic-head": (unfreeze_critic_head, False)})
+        _run_scaled(config, data, out, init, resume, threads, recipe="srf", seed=seed, per_dimension=per_dimension,
+                    steps=steps, batch_size=_or(batch_size, 1), lr=_or(lr, 1e-4), warmup=warmup, lam=lam,
+                    reward_t_range=parse_range(reward_t_range), reward_every=reward_every,
+                    grad_checkpointing=grad_checkpointing, loss_space=_or(loss_space, "velocity"), frames=frames,
+                    size=size, grad_accum=grad_accum, max_minutes=max_minutes, checkpoint_every=checkpoint_every,
+                    log_every=log_every)
+        return
+    _refuse_options("without --config (they shape the pretrained model's clips)",
+                        {"--frames": (frames, 17), "--size": (size, 256), "--grad-accum": (grad_accum, 1)})
+    if init is None:
+        from ..errors import ConfigError
+
+        raise ConfigError("train srf: --init is required (an SFT checkpoint folder, or revise-tiny)")
+    config = SRFConfig(seed=seed, per_dimension=per_dimension, steps=steps, batch_size=_or(batch_size, 8),
+                       lr=_or(lr, 2e-4), warmup=warmup, lam=lam, reward_t_range=parse_range(reward_t_range),
+                       reward_every=reward_every, unfreeze_critic_head=unfreeze_critic_head,
+                       grad_checkpointing=grad_checkpointing, loss_space=_or(loss_space, "x0"),
+                       max_minutes=max_minutes, checkpoint_every=checkpoint_every, log_every=log_every)
     result = train_srf(init, data, out, config, resume=resume, threads=threads)
     typer.echo(f"finished: {result.steps} steps in {result.seconds:.0f} s; last loss "
                f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")

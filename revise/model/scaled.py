@@ -136,9 +136,15 @@ def load_config_file(path: str | Path) -> dict:
             import yaml
         except ImportError:
             raise ConfigError(f"scaled model config: {path}: YAML needs PyYAML (pip install pyyaml), or use JSON") from None
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"scaled model config: {path}: not valid YAML ({' '.join(str(exc).split())})") from None
     else:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"scaled model config: {path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"scaled model config: {path}: the top level must be an object")
     return data
@@ -554,12 +560,15 @@ class ScaledUnifiedModel(nn.Module):
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: dict, *, srf_lambda: float | None = None, generator: torch.Generator | None = None,
-                      drop_prob: float | None = None, loss_space: str = "velocity") -> tuple[torch.Tensor, dict]:
+                      drop_prob: float | None = None, loss_space: str = "velocity", net=None,
+                      reward_t_range: tuple[float, float] = (0.0, 1.0)) -> tuple[torch.Tensor, dict]:
         """One step's loss ``L_FM + lambda * mean(-log p(Yes))`` and its parts.
 
         ``batch``: ``source``, ``target`` pixels ``(B, 3, T, H, W)`` in [-1, 1], ``instructions`` (list of
         str). ``srf_lambda`` (default ``options.srf_lambda``) 0 skips the critic: the step is plain flow
-        matching. The critic skips samples whose VLM + text were dropped (CFG)."""
+        matching. The critic judges the samples whose VLM + text were not dropped (CFG) and whose flow time
+        lies in ``reward_t_range``. ``net``: the module the flow-matching forward goes through, this model
+        wrapped by DDP / FSDP / DeepSpeed (``accelerator.prepare``) so that their gradient hooks see it."""
         lam = float(self.options.srf_lambda if srf_lambda is None else srf_lambda)
         source = batch["source"].to(self.device_str, self.torch_dtype)
         instructions = list(batch["instructions"])
@@ -568,11 +577,14 @@ class ScaledUnifiedModel(nn.Module):
         vlm_hidden, vlm_mask = self.vlm_condition(sources, instructions)
         fm_batch = {"source": z_src, "target": z_tgt, "text_ids": self.tokenize(instructions),
                     "vlm_hidden": vlm_hidden, "vlm_mask": vlm_mask}
-        fm, extras = flow_matching_loss(self, fm_batch, generator, drop_prob=drop_prob, loss_space=loss_space)
+        fm, extras = flow_matching_loss(self if net is None else net, fm_batch, generator, drop_prob=drop_prob,
+                                        loss_space=loss_space)
         parts = {"fm": fm, "extras": extras, "reward": None, "log_p_yes": []}
         if lam == 0.0:
             return fm, parts
-        keep = (~extras.drop).nonzero().flatten().tolist()
+        lo, hi = (float(v) for v in reward_t_range)
+        t = extras.t.flatten()
+        keep = (~extras.drop & (t >= lo) & (t <= hi)).nonzero().flatten().tolist()
         if not keep:
             return fm, parts
         decoded = self.decode_latents(extras.x0_hat[keep])
