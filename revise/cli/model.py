@@ -199,6 +199,46 @@ def srf(
                f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")
 
 
+@train_app.command("critic")
+def critic(
+    init: str = typer.Option(..., "--init", help="The checkpoint whose judge learns (a folder, or revise-tiny)."),
+    data: Path = typer.Option(..., "--data", help="RVE-Sim train folder (generated there first if missing/empty)."),
+    out: Path = typer.Option(..., "--out", help="The new checkpoint folder (same generator, refined judge)."),
+    edits_per_dimension: int = typer.Option(40, "--edits-per-dimension", help="Train samples per dimension the "
+                                            "generator edits; the gt judge labels each edit."),
+    edit_steps: Optional[int] = typer.Option(None, "--edit-steps", help="Sampler steps of those edits "
+                                             "(default: the checkpoint's)."),
+    steps: int = typer.Option(200, "--steps", help="Training steps (an upper bound with --max-minutes)."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Judge rows per step: generator edits and SFT "
+                                   "judge examples."),
+    failure_share: float = typer.Option(0.5, "--failure-share", help="Share of each batch taken from the "
+                                        "generator's edits."),
+    lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate of the judge-only vision parts."),
+    head_lr: float = typer.Option(1e-3, "--head-lr", help="Peak learning rate of the Yes/No head."),
+    warmup: int = typer.Option(20, "--warmup", help="Linear warm-up steps."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-clock budget; the step count "
+                                                "is fitted to it and the run always ends with a checkpoint."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the edited subset, the edits' noise and the batches."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT from its last checkpoint."),
+    per_dimension: int = typer.Option(150, "--per-dimension", help="Train samples per dimension when generating."),
+    checkpoint_every: int = typer.Option(50, "--checkpoint-every"),
+    log_every: int = typer.Option(10, "--log-every"),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
+) -> None:
+    """The judge learns the generator's own failures: the model edits train clips, the exact gt judge labels
+    them, and the VLM's judge-only parts and Yes/No head train on them (the generator and the VLM's
+    reasoning are unchanged)."""
+    from ..train.critic import CriticConfig, train_critic
+
+    config = CriticConfig(seed=seed, per_dimension=per_dimension, edits_per_dimension=edits_per_dimension,
+                          edit_steps=edit_steps, steps=steps, batch_size=batch_size, failure_share=failure_share,
+                          lr=lr, head_lr=head_lr, warmup=warmup, max_minutes=max_minutes,
+                          checkpoint_every=checkpoint_every, log_every=log_every)
+    result = train_critic(init, data, out, config, resume=resume, threads=threads)
+    typer.echo(f"finished: {result.steps} steps in {result.seconds:.0f} s; last loss "
+               f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")
+
+
 def edit(
     video: Path = typer.Option(..., "--video", help="The source clip (any video PyAV reads)."),
     instruction: str = typer.Option(..., "--instruction", help="What to change, e.g. 'What if the red ball had "
