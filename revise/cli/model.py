@@ -204,11 +204,11 @@ def critic(
     init: str = typer.Option(..., "--init", help="The checkpoint whose judge learns (a folder, or revise-tiny)."),
     data: Path = typer.Option(..., "--data", help="RVE-Sim train folder (generated there first if missing/empty)."),
     out: Path = typer.Option(..., "--out", help="The new checkpoint folder (same generator, refined judge)."),
-    edits_per_dimension: int = typer.Option(40, "--edits-per-dimension", help="Train samples per dimension the "
+    edits_per_dimension: int = typer.Option(15, "--edits-per-dimension", help="Train samples per dimension the "
                                             "generator edits; the gt judge labels each edit."),
     edit_steps: Optional[int] = typer.Option(None, "--edit-steps", help="Sampler steps of those edits "
                                              "(default: the checkpoint's)."),
-    steps: int = typer.Option(200, "--steps", help="Training steps (an upper bound with --max-minutes)."),
+    steps: int = typer.Option(250, "--steps", help="Training steps (an upper bound with --max-minutes)."),
     batch_size: int = typer.Option(32, "--batch-size", help="Judge rows per step: generator edits and SFT "
                                    "judge examples."),
     failure_share: float = typer.Option(0.5, "--failure-share", help="Share of each batch taken from the "

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from .common import OneStage, check_settings
 from .sft import SFTResult, _Logger, _Trainer, lr_scale, prepared_data, run_in_folder
 
 STAGE = "critic"
@@ -45,16 +46,17 @@ JUDGE_ONLY = ("vision.change.", "vision.colours.", "vision.summary_in.", "vision
 
 
 @dataclass
-class CriticConfig:
+class CriticConfig(OneStage):
     """Every setting of a critic run (stored in ``OUT/critic_config.json``; ``resume`` refuses a changed one)."""
 
+    STAGE = STAGE
     seed: int = 0
     per_dimension: int = 150
-    edits_per_dimension: int = 40
+    edits_per_dimension: int = 15
     edit_steps: int | None = None
     edit_guidance: float | None = None
     edit_batch_size: int = 64
-    steps: int = 200
+    steps: int = 250
     batch_size: int = 32
     failure_share: float = 0.5
     lr: float = 1e-3
@@ -67,27 +69,16 @@ class CriticConfig:
     log_every: int = 10
 
     def __post_init__(self):
-        for name in ("per_dimension", "edits_per_dimension", "edit_batch_size", "steps", "batch_size",
-                     "checkpoint_every", "log_every", "judge_pairs"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"critic config: {name} must be >= 1, got {getattr(self, name)}")
+        check_settings(self, "critic config", ("per_dimension", "edits_per_dimension", "edit_batch_size", "steps",
+                                               "batch_size", "checkpoint_every", "log_every", "judge_pairs"))
         if not 0.0 < self.failure_share < 1.0:
             raise ConfigError(f"critic config: failure_share must be in (0, 1), got {self.failure_share}")
         if self.edit_steps is not None and self.edit_steps < 1:
             raise ConfigError(f"critic config: edit_steps must be >= 1, got {self.edit_steps}")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ConfigError(f"critic config: max_minutes must be > 0, got {self.max_minutes}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @property
-    def stages(self) -> tuple[str, ...]:
-        return (STAGE,)
-
-    @property
-    def vlm_share(self) -> float:
-        return 0.5
 
 
 def judge_only_parameters(vlm) -> dict:

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from .common import OneStage, check_settings
 from .sft import SFTResult, _Logger, _Trainer, lr_scale, prepared_data, run_in_folder
 
 STAGE = "scaled"
@@ -41,10 +42,11 @@ RECIPES = ("sft", "srf")
 
 
 @dataclass
-class ScaledTrainConfig:
+class ScaledTrainConfig(OneStage):
     """Every setting of a scaled run (stored in ``OUT/scaled_train.json``; ``resume`` refuses a changed one).
     ``batch_size`` is per process and per micro-batch; a step averages ``grad_accum`` micro-batches."""
 
+    STAGE = STAGE
     recipe: str = "sft"
     seed: int = 0
     per_dimension: int = 150
@@ -69,38 +71,21 @@ class ScaledTrainConfig:
     def __post_init__(self):
         if self.recipe not in RECIPES:
             raise ConfigError(f"scaled training: recipe must be one of {RECIPES}, got {self.recipe!r}")
-        for name in ("steps", "batch_size", "grad_accum", "size", "reward_every", "checkpoint_every", "log_every",
-                     "per_dimension"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"scaled training: {name} must be >= 1, got {getattr(self, name)}")
+        check_settings(self, "scaled training", ("steps", "batch_size", "grad_accum", "size", "reward_every",
+                                                 "checkpoint_every", "log_every", "per_dimension"),
+                       t_range=True, loss_space=True)
         if self.frames < 1 or (self.frames - 1) % 4:
             raise ConfigError(f"scaled training: frames must be 1 + 4k (Wan's VAE), got {self.frames}")
         if not self.lam >= 0:
             raise ConfigError(f"scaled training: lambda must be >= 0, got {self.lam}")
         if self.recipe == "sft" and self.lam != 0:
             raise ConfigError("scaled training: sft is flow matching only (lambda 0); self-reflection is `train srf`")
-        self.reward_t_range = tuple(float(v) for v in self.reward_t_range)
-        lo_hi = self.reward_t_range
-        if len(lo_hi) != 2 or not 0.0 <= lo_hi[0] < lo_hi[1] <= 1.0:
-            raise ConfigError(f"scaled training: reward_t_range must be 0 <= lo < hi <= 1, got {list(lo_hi)}")
-        if self.loss_space not in ("x0", "velocity"):
-            raise ConfigError(f"scaled training: loss_space must be 'x0' or 'velocity', got {self.loss_space!r}")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ConfigError(f"scaled training: max_minutes must be > 0, got {self.max_minutes}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["reward_t_range"] = list(self.reward_t_range)
         return d
 
-    # the stage machinery of the SFT trainer reads these names
-    @property
-    def stages(self) -> tuple[str, ...]:
-        return (STAGE,)
-
-    @property
-    def vlm_share(self) -> float:
-        return 0.5
 
 
 def absolute_model_config(path: str | os.PathLike) -> dict:
