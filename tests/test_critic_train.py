@@ -140,3 +140,21 @@ def test_critic_bad_input(setup, tmp_path, capsys):
                  str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert code != 0 and "nowhere" in err and len(err.splitlines()) == 1, err
+
+
+def test_a_run_killed_before_its_checkpoint_resumes_to_the_trained_judge(setup, tmp_path, monkeypatch):
+    data, init = setup
+    settings = config(steps=4, edits_per_dimension=1)
+    train_critic(init, data, tmp_path / "full", settings, progress=False)
+
+    def killed(self, *args, **kwargs):
+        raise _Crash()
+
+    with monkeypatch.context() as m:
+        m.setattr(_CriticTrainer, "write", killed)
+        with pytest.raises(_Crash):
+            train_critic(init, data, tmp_path / "late", settings, progress=False)
+    train_critic(init, data, tmp_path / "late", settings, resume=True, progress=False)
+    a, b = ReviseModel.from_pretrained(tmp_path / "full").vlm, ReviseModel.from_pretrained(tmp_path / "late").vlm
+    assert torch.equal(a.critic_head, b.critic_head)
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())

@@ -349,17 +349,28 @@ def test_scaled_training_bad_input_gives_one_line_errors(parts, sim, tmp_path, c
         ScaledTrainConfig(recipe="sft", lam=0.1)
 
 
-def test_scaled_srf_on_two_processes(parts, sim, tmp_path):
-    """`accelerate launch` with 2 CPU processes (gloo): DDP averages the trainable weights' gradients, so
-    every rank holds the same weights at every state save; the state keeps both ranks' data RNGs."""
-    from test_distributed import WORKER, _env, _launch, _run, _same_on_every_rank, _state
+DDP_ARGS = ["--steps", "3", "--lambda", "0.5", "--lr", "1e-3", "--warmup", "1", "--checkpoint-every", "1"]
 
-    worker, hashes, out = tmp_path / "revise_worker.py", tmp_path / "hashes", tmp_path / "run"
+
+@pytest.fixture(scope="module")
+def ddp_run(parts, sim, tmp_path_factory):
+    from test_distributed import WORKER, _env, _launch, _run
+
+    root = tmp_path_factory.mktemp("scaled-ddp")
+    worker, hashes, out = root / "revise_worker.py", root / "hashes", root / "run"
     worker.write_text(WORKER)
     hashes.mkdir()
     _run(_launch(str(worker), "train", "srf", "--config", str(write_config(parts, "ddp", cfg_drop_prob=0.3)),
-                 "--data", str(sim), "--out", str(out), "--steps", "3", "--lambda", "0.5", "--lr", "1e-3",
-                 "--warmup", "1", "--checkpoint-every", "1", *CLIP), _env(REVISE_TEST_HASHES=str(hashes)))
+                 "--data", str(sim), "--out", str(out), *DDP_ARGS, *CLIP), _env(REVISE_TEST_HASHES=str(hashes)))
+    return out, hashes
+
+
+def test_scaled_srf_on_two_processes(ddp_run):
+    """`accelerate launch` with 2 CPU processes (gloo): DDP averages the trainable weights' gradients, so
+    every rank holds the same weights at every state save; the state keeps both ranks' data RNGs."""
+    from test_distributed import _same_on_every_rank, _state
+
+    out, hashes = ddp_run
     saves = _same_on_every_rank(hashes)
     assert [s["step"] for s in saves] == [1, 2, 3, 3]
     assert len({s["sha256"] for s in saves}) == 3, "the weights did not change between saves"
@@ -367,3 +378,37 @@ def test_scaled_srf_on_two_processes(parts, sim, tmp_path):
     assert meta["world_size"] == 2 and rng == ["rng/data/rank0", "rng/data/rank1"]
     run = json.loads((out / "scaled_run.json").read_text())
     assert run["processes"] == 2 and run["steps"] == {"scaled": 3}
+
+
+
+@pytest.mark.parametrize("strategy", ["fsdp", "deepspeed"])
+def test_scaled_srf_under_fsdp_and_deepspeed(strategy, parts, sim, ddp_run, tmp_path):
+    """The same 2-process run under configs/accelerate/fsdp.yaml and deepspeed_zero2.yaml: only the trainable
+    core (transformer + context) is wrapped; FSDP really holds shards; the result loads and matches DDP's."""
+    from safetensors.torch import load_file
+
+    from test_distributed import _env, _run, _state
+    from test_sharded import WORKER, _launch, _saves
+    from revise.train.scaled import load_trained
+
+    worker, hashes, out = tmp_path / "revise_sharded_worker.py", tmp_path / "hashes", tmp_path / "run"
+    worker.write_text(WORKER)
+    hashes.mkdir()
+    _run(_launch(strategy, str(worker), "train", "srf", "--config", str(write_config(parts, "ddp", cfg_drop_prob=0.3)),
+                 "--data", str(sim), "--out", str(out), *DDP_ARGS, *CLIP), _env(REVISE_TEST_HASHES=str(hashes)))
+    meta, rng = _state(out)
+    assert meta["world_size"] == 2 and meta["strategy"] == strategy and rng == ["rng/data/rank0", "rng/data/rank1"]
+    ranks = _saves(hashes)
+    held = ranks[0][-1]["held"]
+    assert all(name.startswith(("trainable/transformer/", "trainable/context/")) for name in held)
+    if strategy == "fsdp":  # each rank holds a shard of the large weights, not the whole
+        assert any(shard and local != full for shard, full, local, _ in held.values())
+    else:  # ZeRO-2 keeps the weights whole and identical on every rank
+        assert [r["held"] for r in ranks[0]] == [r["held"] for r in ranks[1]]
+    ddp_out, _ = ddp_run
+    a, b = load_file(str(ddp_out / "trainable.safetensors")), load_file(str(out / "trainable.safetensors"))
+    assert set(a) == set(b) and all(torch.allclose(a[k], b[k], rtol=0, atol=1e-4) for k in a)
+    losses = [[float(r["loss"]) for r in _metrics(o)] for o in (ddp_out, out)]
+    assert np.allclose(losses[0], losses[1], rtol=1e-3), losses
+    model = load_trained(out)
+    assert model.generate(make_batch(1)["source"], ["swap"], steps=1, guidance=1.0).shape == (1, 3, 5, 16, 16)

@@ -213,3 +213,32 @@ def test_reflect_keeps_the_candidate_the_critic_prefers(setup):
     assert none == [] and np.array_equal(single, model.edit(frames, instruction, seed=5, steps=2))
     with pytest.raises(ValueError, match="reflect must be >= 1"):
         model.edit(frames, instruction, reflect=0)
+
+
+def test_a_run_killed_between_its_last_state_and_its_checkpoint_resumes_to_the_trained_model(setup, tmp_path,
+                                                                                             monkeypatch):
+    """Killed after the final state save but before the checkpoint was written, ``--resume`` must write the
+    trained generator (restored from the state), not the init's."""
+    from revise.train.srf import _SRFTrainer
+
+    data, init = setup
+    settings = srf_config(steps=4, checkpoint_every=2)
+    train_srf(init, data, tmp_path / "full", settings, progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def killed(self, *args, **kwargs):
+        raise Killed()
+
+    with monkeypatch.context() as m:
+        m.setattr(_SRFTrainer, "write", killed)
+        with pytest.raises(Killed):
+            train_srf(init, data, tmp_path / "late", settings, progress=False)
+    assert not (tmp_path / "late" / "revise.json").exists()
+    train_srf(init, data, tmp_path / "late", settings, resume=True, progress=False)
+    full, late = ReviseModel.from_pretrained(tmp_path / "full"), ReviseModel.from_pretrained(tmp_path / "late")
+    first = ReviseModel.from_pretrained(init)
+    sf, sl, si = (m.generator.state_dict() for m in (full, late, first))
+    assert all(torch.equal(sf[k], sl[k]) for k in sf)
+    assert not all(torch.equal(sf[k], si[k]) for k in sf)

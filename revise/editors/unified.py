@@ -80,4 +80,14 @@ class UnifiedModelEditor(Editor):
         return {"editor": self.name, "model": self.model_ref, "path": str(self.path), "weights_sha256": weights,
                 "steps": self.steps or int(gen.default_steps), "guidance": self.guidance if self.guidance is not None
                 else float(gen.default_guidance), "seed": "sha256(run seed | sample id)", "reflect": self.reflect,
-                "training": model.info.get("training", {}).get("steps")}
+                "training": training_chain(model.info.get("training"))}
+
+
+def training_chain(training: dict | None) -> list[dict]:
+    """The recipes that made a checkpoint, first to last, with their step counts (``revise.json``'s
+    ``training`` and the ``init_training`` records it nests)."""
+    chain = []
+    while isinstance(training, dict):
+        chain.append({"recipe": training.get("recipe"), "steps": training.get("steps")})
+        training = training.get("init_training")
+    return chain[::-1]

@@ -403,12 +403,14 @@ class ScaledUnifiedModel(nn.Module):
         """The trainable weights (LoRA or the transformer, the adapters), detached, contiguous, on the CPU."""
         return {n: p.detach().to("cpu").contiguous() for n, p in self.trainable_parameters().items()}
 
-    def save_trainable(self, path: str | Path) -> Path:
+    def save_trainable(self, path: str | Path, state: dict[str, torch.Tensor] | None = None) -> Path:
+        """Write the trainable weights (or ``state``, the same names gathered elsewhere) as safetensors."""
         from safetensors.torch import save_file
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(self.trainable_state_dict(), str(path), metadata={"format": "pt", "revise": "scaled-unified-1"})
+        save_file(self.trainable_state_dict() if state is None else state, str(path),
+                  metadata={"format": "pt", "revise": "scaled-unified-1"})
         return path
 
     def load_trainable(self, path: str | Path) -> None:
@@ -546,17 +548,18 @@ class ScaledUnifiedModel(nn.Module):
 
     def forward(self, x_t, t, source, text_ids, vlm_hidden=None, vlm_mask=None, drop=None, context=None):
         """Predicted velocity ``v = eps - x0`` on normalised latents ``(B, z_dim, t, h, w)``."""
-        if x_t.shape != source.shape:
-            raise ValueError(f"x_t {tuple(x_t.shape)} and source {tuple(source.shape)} must have the same shape")
-        x_t = x_t.to(self.torch_dtype)
-        t = torch.as_tensor(t, device=x_t.device).to(x_t.dtype).reshape(-1).expand(x_t.shape[0])
         if context is None:
             context = self.encode_context(source, text_ids, vlm_hidden, vlm_mask, drop)
-        hidden = torch.cat([x_t, source.to(self.torch_dtype)], dim=1)
-        out = self.transformer(hidden, t * TIME_SCALE, context, return_dict=False)[0]
-        if self.options.prediction == "velocity":
-            return out
-        return (x_t - out) / t.clamp_min(float(self.options.min_time)).reshape(-1, 1, 1, 1, 1)
+        return self.denoise(self.transformer, x_t, t, source, context)
+
+    def denoise(self, transformer, x_t, t, source, context):
+        """``transformer`` on ``[x_t; source]`` with the cross-attention ``context`` (:func:`denoise`)."""
+        return denoise(transformer, x_t, t, source, context, dtype=self.torch_dtype,
+                       prediction=self.options.prediction, min_time=float(self.options.min_time))
+
+    def trainable_core(self) -> "TrainableCore":
+        """The trainable part (transformer + context) as one module, for a distributed wrapper."""
+        return TrainableCore(self)
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: dict, *, srf_lambda: float | None = None, generator: torch.Generator | None = None,
@@ -606,10 +609,57 @@ class ScaledUnifiedModel(nn.Module):
         return self.decode_latents(z).float().clamp(-1, 1)
 
 
+def denoise(transformer, x_t, t, source, context, *, dtype, prediction: str, min_time: float):
+    """The Wan transformer on the noisy latents concatenated with the source latents, with the
+    cross-attention ``context``; the output as velocity (``prediction`` "velocity") or converted from an x0
+    prediction."""
+    if x_t.shape != source.shape:
+        raise ValueError(f"x_t {tuple(x_t.shape)} and source {tuple(source.shape)} must have the same shape")
+    x_t = x_t.to(dtype)
+    t = torch.as_tensor(t, device=x_t.device).to(x_t.dtype).reshape(-1).expand(x_t.shape[0])
+    hidden = torch.cat([x_t, source.to(dtype)], dim=1)
+    out = transformer(hidden, t * TIME_SCALE, context, return_dict=False)[0]
+    if prediction == "velocity":
+        return out
+    return (x_t - out) / t.clamp_min(min_time).reshape(-1, 1, 1, 1, 1)
+
+
+class TrainableCore(nn.Module):
+    """A :class:`ScaledUnifiedModel`'s transformer and context modules (shared, not copied) as one module whose
+    ``forward`` is the denoiser given text embeddings: what DDP / FSDP2 / DeepSpeed wrap for training, so
+    the frozen VLM and VAE stay outside (unsharded, unreplicated by the wrapper). Its parameter names are
+    the model's (``transformer.*``, ``context.*``)."""
+
+    def __init__(self, model: "ScaledUnifiedModel"):
+        super().__init__()
+        self.transformer = model.transformer
+        self.context = model.context
+        # plain settings, no reference to the model: a copy of this module must not copy the VLM and VAE
+        self.dtype, self.prediction, self.min_time = model.torch_dtype, model.options.prediction, model.options.min_time
+
+    def forward(self, x_t, t, source, text_embeds, text_mask, vlm_hidden=None, vlm_mask=None, drop=None):
+        context = self.context(source.to(self.dtype), text_embeds, text_mask, vlm_hidden, vlm_mask, drop)
+        return denoise(self.transformer, x_t, t, source, context, dtype=self.dtype, prediction=self.prediction,
+                       min_time=float(self.min_time))
+
+
+class CoreNet:
+    """``model(x_t, t, source, text_ids, ...)`` (the call :func:`revise.model.flow.flow_matching_loss` makes)
+    routed through ``wrapped``, a distributed wrapper of the model's :class:`TrainableCore`: the frozen text
+    embeddings are looked up outside it."""
+
+    def __init__(self, model: "ScaledUnifiedModel", wrapped):
+        self.model, self.wrapped, self.config = model, wrapped, model.config
+
+    def __call__(self, x_t, t, source, text_ids, vlm_hidden=None, vlm_mask=None, drop=None):
+        embeds, mask = self.model._text_embeds(self.model.pad_ids(text_ids, source.shape[0]))
+        return self.wrapped(x_t, t, source, embeds, mask, vlm_hidden, vlm_mask, drop)
+
+
 def lora_options(rank: int = 16, alpha: float | None = None, **kwargs) -> dict:
     """A JSON-ready ``options.lora`` object."""
     return asdict(LoraOptions(rank=rank, alpha=float(rank if alpha is None else alpha), **kwargs))
 
 
-__all__ = ["ScaledUnifiedModel", "ScaledOptions", "LoraOptions", "load_config_file", "patchify_video_torch",
+__all__ = ["ScaledUnifiedModel", "TrainableCore", "CoreNet", "ScaledOptions", "LoraOptions", "load_config_file", "patchify_video_torch",
            "lora_options"]

@@ -116,6 +116,9 @@ def edit_subset(samples: list, per_dimension: int, seed: int) -> list[int]:
 class _CriticTrainer(_Trainer):
     def __init__(self, init: Path, data: Path, out: Path, config: CriticConfig, resume: bool, progress: bool):
         super().__init__(data, out, config, resume, progress)
+        if getattr(self, "strategy", None) in ("fsdp", "deepspeed"):
+            raise ConfigError(f"train critic runs on one process or DDP, not {self.strategy}: it trains a few "
+                              "judge-only tensors, replicated; launch with configs/accelerate/ddp.yaml")
         self.init = init
 
     def run(self) -> SFTResult:
@@ -131,7 +134,7 @@ class _CriticTrainer(_Trainer):
         model = ReviseModel.from_pretrained(self.init)
         with acc.main_process_first():
             edits = self.failures(model)
-        finished = STAGE in self.meta["done"] or self.train(model, edits)
+        finished = self.train(model, edits)  # a finished stage restores its last state: write() needs it
         if finished and acc.is_main_process:
             self.write(model, edits, base_provenance())
         acc.free_memory()
@@ -273,7 +276,7 @@ class _CriticTrainer(_Trainer):
         for p in judge_only.values():
             p.requires_grad_(False)
         vlm.critic_head = head.detach().clone()
-        if done:
+        if done and STAGE not in self.meta["done"]:
             self.meta["done"].append(STAGE)
             self.checkpoint(STAGE, {"critic": trainable}, optimizer, {"data": gen}, int(self.meta["stage_steps"][STAGE]))
         return done

@@ -186,7 +186,7 @@ class _ScaledTrainer(_Trainer):
         model = ScaledUnifiedModel.from_config(config_file, **overrides)
         if self.init is not None:
             model.load_trainable(self.init / TRAINABLE_NAME)
-        finished = STAGE in self.meta["done"] or self.train(model)
+        finished = self.train(model)  # a finished stage restores its last state: write() needs it
         if finished and acc.is_main_process:
             self.write(model, base_provenance())
         acc.free_memory()  # drop the wrappers: they hold the process group that ends below
@@ -209,19 +209,34 @@ class _ScaledTrainer(_Trainer):
         import numpy as np
         import torch
 
+        from ..model.scaled import CoreNet
+
         cfg, acc = self.cfg, self.accelerator
         params = model.trainable_parameters()
         if not params:
             raise ConfigError("scaled training: the model has no trainable weights")
-        # the state holds the trainable weights only (shared with the model, not copied)
-        holder = torch.nn.ParameterDict({name.replace(".", "/"): p for name, p in params.items()})
+        if self.strategy == "deepspeed" and cfg.grad_accum > 1:
+            raise ConfigError("train --config under DeepSpeed: --grad-accum must be 1 (the engine steps the optimizer "
+                              "in every backward pass); use DDP or FSDP to accumulate")
+
+        def holding(named) -> torch.nn.ParameterDict:  # the state holds the trainable weights only (shared)
+            return torch.nn.ParameterDict({name.replace(".", "/"): p for name, p in named if p.requires_grad})
+
+        modules = {"trainable": holding(params.items())}
         optimizer = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                       betas=(0.9, 0.99))
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + 31 + acc.process_index)
-        modules = {"trainable": holder}
         step = self.restore(STAGE, modules, optimizer, {"data": gen})
         model.train()
-        wrapped, optimizer = self.prepare(model, optimizer, unused_parameters=True)
+        # only the trainable core (transformer + context) is wrapped: DDP replicates, FSDP2 shards, DeepSpeed
+        # partitions it; the frozen VLM and VAE stay plain modules outside the wrapper
+        core = model.trainable_core()
+        wrapped, optimizer = self.prepare(core, optimizer, unused_parameters=True)
+        net = CoreNet(model, wrapped)
+        modules["trainable"] = holding(core.named_parameters())  # FSDP2 replaced them with its sharded ones
+        if set(modules["trainable"].keys()) != {n.replace(".", "/") for n in params}:
+            raise ConfigError("scaled training: trainable weights outside the transformer and context modules "
+                              f"({sorted(set(n.replace('.', '/') for n in params) - set(modules['trainable'].keys()))[:3]})")
 
         def step_fn(i: int, total: int):
             lr = cfg.lr * lr_scale(i, total, cfg.warmup)
@@ -234,7 +249,7 @@ class _ScaledTrainer(_Trainer):
                 batch = self.batch(gen)
                 sync = nullcontext() if micro == cfg.grad_accum - 1 else acc.no_sync(wrapped)
                 with sync:
-                    loss, parts = model.training_step(batch, srf_lambda=lam, generator=gen, net=wrapped,
+                    loss, parts = model.training_step(batch, srf_lambda=lam, generator=gen, net=net,
                                                       loss_space=cfg.loss_space, reward_t_range=cfg.reward_t_range)
                     if not torch.isfinite(loss.detach()):
                         raise ConfigError(f"scaled training: step {i + 1}: the loss is not finite "
@@ -257,15 +272,18 @@ class _ScaledTrainer(_Trainer):
 
         done = self.loop(STAGE, cfg.steps, step, step_fn, save)
         model.eval()
-        if done:
+        if done and STAGE not in self.meta["done"]:
             self.meta["done"].append(STAGE)
             self.checkpoint(STAGE, modules, optimizer, {"data": gen}, int(self.meta["stage_steps"][STAGE]))
+        # the full trainable weights, gathered from the shards on every rank (a collective), for write()
+        self.final = {k.replace("/", "."): v.detach().to("cpu").contiguous()
+                      for k, v in self.full_weights(modules["trainable"]).items()}
         return done
 
     def write(self, model, provenance: dict) -> None:
         """``trainable.safetensors`` and the run record ``scaled_run.json`` (beside ``scaled_model.json``)."""
-        model.save_trainable(self.out / TRAINABLE_NAME)
-        trainable = model.trainable_parameters()
+        model.save_trainable(self.out / TRAINABLE_NAME, state=self.final)
+        trainable = self.final
         record = {"recipe": self.cfg.recipe, "config": self.cfg.to_dict(), "init": None if self.init is None
                   else str(self.init), "steps": self.meta["stage_steps"], "seconds": round(self.elapsed(), 1),
                   "train_samples": len(self.samples), "final_loss": self.meta["loss"],

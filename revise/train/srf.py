@@ -151,7 +151,7 @@ class _SRFTrainer(_Trainer):
         self.accelerator.init_trackers("tensorboard")
         self.logger = _Logger(self.out, self.accelerator, int(self.meta["stage_steps"].get("srf", 0)))
         model = ReviseModel.from_pretrained(self.init)
-        finished = "srf" in self.meta["done"] or self.train(model)
+        finished = self.train(model)  # a finished stage restores its last state (no steps): write() needs it
         if finished and self.accelerator.is_main_process:
             self.write(model, base_provenance())
         self.accelerator.free_memory()  # drop the DDP wrappers: they hold the process group that ends below
@@ -232,7 +232,9 @@ class _SRFTrainer(_Trainer):
                 detail["head_anchor_loss"] = float(anchor.item())
             optimizer.zero_grad(set_to_none=True)
             acc.backward(loss)
-            if cfg.unfreeze_critic_head and self.world > 1:  # DDP averages the generator's gradients, not the head's
+            if cfg.unfreeze_critic_head and self.world > 1 and self.strategy != "deepspeed":
+                # DDP / FSDP average the generator's gradients, not the head's (DeepSpeed's engine holds the head
+                # too: it averaged and applied its gradient inside acc.backward)
                 head.grad = acc.reduce(head.grad, reduction="mean")
             acc.clip_grad_norm_(wrapped.parameters(), 1.0)
             optimizer.step()
@@ -243,12 +245,13 @@ class _SRFTrainer(_Trainer):
 
         done = self.loop("srf", cfg.steps, step, step_fn, save)
         generator.eval()
+        unified.generator = self.full_module(generator)  # every rank: FSDP / DeepSpeed gather the full weights
         vlm.lm.eval()
         if cfg.grad_checkpointing:
             generator.transformer.disable_gradient_checkpointing()
             (getattr(vlm.lm, "activation_checkpointing_disable", None) or vlm.lm.gradient_checkpointing_disable)()
         self.head = head.detach().cpu().clone()
-        if done:
+        if done and "srf" not in self.meta["done"]:
             self.meta["done"].append("srf")
             self.checkpoint("srf", modules, optimizer, {"data": gen}, int(self.meta["stage_steps"]["srf"]))
         return done
