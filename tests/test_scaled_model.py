@@ -381,21 +381,40 @@ def test_scaled_srf_on_two_processes(ddp_run):
 
 
 
+@pytest.fixture(scope="module")
+def sharded_runs(parts, sim, tmp_path_factory):
+    """``sharded_runs(strategy)``: the DDP run's settings under fsdp.yaml or deepspeed_zero2.yaml (made once)."""
+    from test_distributed import _env, _run
+    from test_sharded import WORKER, _launch
+
+    made = {}
+
+    def run(strategy: str):
+        if strategy not in made:
+            root = tmp_path_factory.mktemp(f"scaled-{strategy}")
+            worker, hashes, out = root / "revise_sharded_worker.py", root / "hashes", root / "run"
+            worker.write_text(WORKER)
+            hashes.mkdir()
+            _run(_launch(strategy, str(worker), "train", "srf", "--config",
+                         str(write_config(parts, "ddp", cfg_drop_prob=0.3)), "--data", str(sim), "--out", str(out),
+                         *DDP_ARGS, *CLIP), _env(REVISE_TEST_HASHES=str(hashes)))
+            made[strategy] = (out, hashes)
+        return made[strategy]
+
+    return run
+
+
 @pytest.mark.parametrize("strategy", ["fsdp", "deepspeed"])
-def test_scaled_srf_under_fsdp_and_deepspeed(strategy, parts, sim, ddp_run, tmp_path):
+def test_scaled_srf_under_fsdp_and_deepspeed(strategy, sharded_runs, ddp_run):
     """The same 2-process run under configs/accelerate/fsdp.yaml and deepspeed_zero2.yaml: only the trainable
     core (transformer + context) is wrapped; FSDP really holds shards; the result loads and matches DDP's."""
     from safetensors.torch import load_file
 
-    from test_distributed import _env, _run, _state
-    from test_sharded import WORKER, _launch, _saves
+    from test_distributed import _state
+    from test_sharded import _saves
     from revise.train.scaled import load_trained
 
-    worker, hashes, out = tmp_path / "revise_sharded_worker.py", tmp_path / "hashes", tmp_path / "run"
-    worker.write_text(WORKER)
-    hashes.mkdir()
-    _run(_launch(strategy, str(worker), "train", "srf", "--config", str(write_config(parts, "ddp", cfg_drop_prob=0.3)),
-                 "--data", str(sim), "--out", str(out), *DDP_ARGS, *CLIP), _env(REVISE_TEST_HASHES=str(hashes)))
+    out, hashes = sharded_runs(strategy)
     meta, rng = _state(out)
     assert meta["world_size"] == 2 and meta["strategy"] == strategy and rng == ["rng/data/rank0", "rng/data/rank1"]
     ranks = _saves(hashes)
@@ -412,3 +431,68 @@ def test_scaled_srf_under_fsdp_and_deepspeed(strategy, parts, sim, ddp_run, tmp_
     assert np.allclose(losses[0], losses[1], rtol=1e-3), losses
     model = load_trained(out)
     assert model.generate(make_batch(1)["source"], ["swap"], steps=1, guidance=1.0).shape == (1, 3, 5, 16, 16)
+
+
+# Pauses every rank for a minute after the training-state save of step $REVISE_TEST_PAUSE_AT, so that the test
+# can SIGKILL the run at a known point.
+PAUSING_WORKER = r'''
+import os, sys, time
+
+from revise.train import sft
+
+original = sft._Trainer.checkpoint
+
+
+def checkpoint(self, stage, modules, optimizer, generators, step):
+    original(self, stage, modules, optimizer, generators, step)
+    if step == int(os.environ["REVISE_TEST_PAUSE_AT"]):
+        time.sleep(60)
+
+
+sft._Trainer.checkpoint = checkpoint
+from revise.cli.main import main
+
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def test_killed_fsdp_scaled_run_resumes_exactly(parts, sim, sharded_runs, tmp_path):
+    """SIGKILL of every process of a 2-process FSDP `train srf --config` after its step-1 state save, then
+    `--resume`: the same metrics rows and bit-identical trainable weights as the uninterrupted FSDP run."""
+    import subprocess
+    import time
+
+    from safetensors.torch import load_file
+
+    from test_distributed import _env, _kill_tree, _run
+    from test_sharded import _launch
+
+    reference, _ = sharded_runs("fsdp")
+    worker, out = tmp_path / "revise_pausing_worker.py", tmp_path / "killed"
+    worker.write_text(PAUSING_WORKER)
+    args = ["train", "srf", "--config", str(write_config(parts, "ddp", cfg_drop_prob=0.3)), "--data", str(sim),
+            "--out", str(out), *DDP_ARGS, *CLIP]
+    proc = subprocess.Popen(_launch("fsdp", str(worker), *args), env=_env(REVISE_TEST_PAUSE_AT="1"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    state = out / "state" / "state.json"
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if json.loads(state.read_text())["meta"]["stage_steps"].get("scaled", 0) >= 1:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.05)
+        assert proc.poll() is None, "training ended before it could be killed: " + proc.stderr.read().decode()[-1500:]
+    finally:
+        _kill_tree(proc)
+    assert not (out / "trainable.safetensors").exists()
+    _run(_launch("fsdp", "-m", "revise.cli.main", *args, "--resume"), _env())
+
+    def rows(o):
+        return [{k: r[k] for k in ("step", "lr", "loss", "detail")} for r in _metrics(o)]
+
+    assert rows(out) == rows(reference) and len(rows(out)) == 3
+    a, b = load_file(str(reference / "trainable.safetensors")), load_file(str(out / "trainable.safetensors"))
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
