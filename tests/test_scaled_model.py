@@ -496,3 +496,17 @@ def test_killed_fsdp_scaled_run_resumes_exactly(parts, sim, sharded_runs, tmp_pa
     assert rows(out) == rows(reference) and len(rows(out)) == 3
     a, b = load_file(str(reference / "trainable.safetensors")), load_file(str(out / "trainable.safetensors"))
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bfloat16_self_reflective_step(parts):
+    """dtype bfloat16 (what `auto` picks on a GPU) runs a full FM + self-reflective step here too: the VLM,
+    the VAE and the transformer's bulk in bf16 (diffusers keeps Wan's fp32-sensitive modules in fp32)."""
+    model = ScaledUnifiedModel.from_config(write_config(parts, "bf16", dtype="bfloat16"))
+    assert model.torch_dtype == torch.bfloat16 and next(model.vlm.parameters()).dtype == torch.bfloat16
+    assert any(p.dtype == torch.bfloat16 for p in model.transformer.parameters())
+    loss, parts_ = step(model, 0.5)
+    assert torch.isfinite(loss) and parts_["reward"] is not None
+    assert float(loss) == pytest.approx(float(parts_["fm"]) + 0.5 * float(parts_["reward"]), rel=1e-2)
+    got = [p.grad for p in model.trainable_parameters().values()]
+    assert any(g is not None and float(g.float().abs().sum()) > 0 for g in got)
+    check_frozen(model)
