@@ -210,6 +210,25 @@ def test_srf_on_two_processes(sft_run, data, worker, tmp_path):
     _same_on_every_rank(hashes)
 
 
+def _launch_and_kill(cmd: list[str], env: dict, out: Path, stage: str, at_least: int, timeout: float = 240) -> None:
+    """Start ``cmd`` (a launcher) and SIGKILL it with all its workers once the training state in ``out`` has
+    ``stage`` at step ``at_least`` or later; fails if the run ends first."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    state = out / "state" / "state.json"
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if json.loads(state.read_text())["meta"]["stage_steps"].get(stage, 0) >= at_least:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.01)
+        assert proc.poll() is None, "training ended before it could be killed: " + proc.stderr.read().decode()[-1500:]
+    finally:
+        _kill_tree(proc)
+
+
 def _kill_tree(proc: subprocess.Popen) -> None:
     """SIGKILL the launcher and every process under it, group by group (torchrun starts each worker in a
     session of its own, so killing the launcher's group alone would leave the workers training)."""
@@ -239,21 +258,7 @@ def test_killed_two_process_run_resumes_exactly(sft_run, data, tmp_path, capsys)
     reference, _ = sft_run
     out = tmp_path / "killed"
     cmd = _launch("-m", "revise.cli.main", "train", "sft", "--data", str(data), "--out", str(out), *SFT_ARGS)
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    state = out / "state" / "state.json"
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                if json.loads(state.read_text())["meta"]["stage_steps"].get("generator", 0) >= 10:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.01)
-        assert proc.poll() is None, "training ended before it could be killed: " + proc.stderr.read().decode()[-1500:]
-    finally:
-        _kill_tree(proc)
+    _launch_and_kill(cmd, _env(), out, "generator", 10)
     assert not (out / "revise.json").exists()
     # one process cannot take over the state of two
     args = ["train", "sft", "--data", str(data), "--out", str(out), *SFT_ARGS, "--resume"]

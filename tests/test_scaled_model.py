@@ -459,12 +459,9 @@ sys.exit(main(sys.argv[1:]))
 def test_killed_fsdp_scaled_run_resumes_exactly(parts, sim, sharded_runs, tmp_path):
     """SIGKILL of every process of a 2-process FSDP `train srf --config` after its step-1 state save, then
     `--resume`: the same metrics rows and bit-identical trainable weights as the uninterrupted FSDP run."""
-    import subprocess
-    import time
-
     from safetensors.torch import load_file
 
-    from test_distributed import _env, _kill_tree, _run
+    from test_distributed import _env, _launch_and_kill, _run
     from test_sharded import _launch
 
     reference, _ = sharded_runs("fsdp")
@@ -472,21 +469,7 @@ def test_killed_fsdp_scaled_run_resumes_exactly(parts, sim, sharded_runs, tmp_pa
     worker.write_text(PAUSING_WORKER)
     args = ["train", "srf", "--config", str(write_config(parts, "ddp", cfg_drop_prob=0.3)), "--data", str(sim),
             "--out", str(out), *DDP_ARGS, *CLIP]
-    proc = subprocess.Popen(_launch("fsdp", str(worker), *args), env=_env(REVISE_TEST_PAUSE_AT="1"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    state = out / "state" / "state.json"
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                if json.loads(state.read_text())["meta"]["stage_steps"].get("scaled", 0) >= 1:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.05)
-        assert proc.poll() is None, "training ended before it could be killed: " + proc.stderr.read().decode()[-1500:]
-    finally:
-        _kill_tree(proc)
+    _launch_and_kill(_launch("fsdp", str(worker), *args), _env(REVISE_TEST_PAUSE_AT="1"), out, "scaled", 1)
     assert not (out / "trainable.safetensors").exists()
     _run(_launch("fsdp", "-m", "revise.cli.main", *args, "--resume"), _env())
 

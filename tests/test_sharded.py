@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,8 @@ import pytest
 import torch
 
 from toymodel import TOY_VLM
-from test_distributed import SFT_ARGS, SRF_STEPS, STEPS, _env, _falls, _free_port, _kill_tree, _rows, _run, _state, _tool
+from test_distributed import (SFT_ARGS, SRF_STEPS, STEPS, _env, _falls, _free_port, _launch_and_kill, _rows,
+                              _run, _state, _tool)
 from revise.errors import ConfigError
 from revise.model.unified import ReviseModel
 from revise.sim import generate_dataset
@@ -233,21 +233,8 @@ def test_killed_sharded_run_resumes_exactly(strategy, sft_runs, data, tmp_path):
     reference, _ = sft_runs(strategy)
     out = tmp_path / "killed"
     args = ["train", "sft", "--data", str(data), "--out", str(out), *SFT_ARGS]
-    proc = subprocess.Popen(_launch(strategy, "-m", "revise.cli.main", *args), env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    _launch_and_kill(_launch(strategy, "-m", "revise.cli.main", *args), _env(), out, "vlm", 10)
     state = out / "state" / "state.json"
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                if json.loads(state.read_text())["meta"]["stage_steps"].get("vlm", 0) >= 10:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.01)
-        assert proc.poll() is None, "training ended before it could be killed: " + proc.stderr.read().decode()[-1500:]
-    finally:
-        _kill_tree(proc)
     assert not (out / "revise.json").exists()
     saved = json.loads(state.read_text())
     assert saved["strategy"] == strategy and saved["meta"]["stage_steps"]["vlm"] < STEPS["vlm"]
