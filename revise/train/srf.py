@@ -32,13 +32,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from .common import OneStage, check_settings
 from .sft import SFTResult, _Logger, _Trainer, lr_scale, prepared_data, run_in_folder
 
 
 @dataclass
-class SRFConfig:
+class SRFConfig(OneStage):
     """Every setting of a self-reflective run (stored in ``OUT/srf_config.json``)."""
 
+    STAGE = "srf"
     seed: int = 0
     per_dimension: int = 150
     steps: int = 300
@@ -60,33 +62,16 @@ class SRFConfig:
     log_every: int = 25
 
     def __post_init__(self):
-        self.reward_t_range = tuple(float(v) for v in self.reward_t_range)
-        lo_hi = self.reward_t_range
-        if len(lo_hi) != 2 or not 0.0 <= lo_hi[0] < lo_hi[1] <= 1.0:
-            raise ConfigError(f"srf config: reward_t_range must be two numbers 0 <= lo < hi <= 1, got {list(lo_hi)}")
+        check_settings(self, "srf config", ("steps", "batch_size", "reward_every", "checkpoint_every", "log_every",
+                                            "per_dimension"), t_range=True, loss_space=True)
         if not self.lam >= 0:
             raise ConfigError(f"srf config: lambda must be >= 0, got {self.lam}")
-        for name in ("steps", "batch_size", "reward_every", "checkpoint_every", "log_every", "per_dimension"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"srf config: {name} must be >= 1, got {getattr(self, name)}")
-        if self.loss_space not in ("x0", "velocity"):
-            raise ConfigError(f"srf config: loss_space must be 'x0' or 'velocity', got {self.loss_space!r}")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ConfigError(f"srf config: max_minutes must be > 0, got {self.max_minutes}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["reward_t_range"] = list(self.reward_t_range)
         return d
 
-    # the stage machinery of the SFT trainer reads these names
-    @property
-    def stages(self) -> tuple[str, ...]:
-        return ("srf",)
-
-    @property
-    def vlm_share(self) -> float:
-        return 0.5
 
 
 def to_unit_video(x):
