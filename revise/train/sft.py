@@ -807,7 +807,7 @@ class _Trainer:
         stage_started, step_at_start = time.perf_counter(), step
         total = self.plan(stage, asked, step, stage_started, step_at_start)
         with self.progress_bar() as bar:
-            task = bar.add_task(f"sft {stage}", total=total, completed=step, info="")
+            task = bar.add_task(f"train {stage}", total=total, completed=step, info="")
             while step < total:
                 loss, lr, detail = step_fn(step, total)
                 loss = self.mean_over_ranks(loss)  # the details stay rank 0's
