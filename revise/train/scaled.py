@@ -234,9 +234,11 @@ class _ScaledTrainer(_Trainer):
         wrapped, optimizer = self.prepare(core, optimizer, unused_parameters=True)
         net = CoreNet(model, wrapped)
         modules["trainable"] = holding(core.named_parameters())  # FSDP2 replaced them with its sharded ones
-        if set(modules["trainable"].keys()) != {n.replace(".", "/") for n in params}:
-            raise ConfigError("scaled training: trainable weights outside the transformer and context modules "
-                              f"({sorted(set(n.replace('.', '/') for n in params) - set(modules['trainable'].keys()))[:3]})")
+        outside = sorted({n.replace(".", "/") for n in params} - set(modules["trainable"].keys()))
+        del params  # under FSDP2 the unsharded originals may now be freed
+        if outside:
+            raise ConfigError(f"scaled training: trainable weights outside the transformer and context modules "
+                              f"({outside[:3]})")
 
         def step_fn(i: int, total: int):
             lr = cfg.lr * lr_scale(i, total, cfg.warmup)
