@@ -194,7 +194,8 @@ class _CriticTrainer(_Trainer):
             tmp = path.with_name(path.name + ".tmp.npz")
             np.savez_compressed(tmp, **data)
             os.replace(tmp, path)
-        return data
+        with np.load(path, allow_pickle=False) as stored:  # what every rank and every resume reads
+            return {k: stored[k] for k in stored.files}
 
     # ---- 3: the judge-only parts and the Yes/No head ---------------------------------------------------
     def train(self, model, edits: dict) -> bool:
