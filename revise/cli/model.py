@@ -103,11 +103,11 @@ def sft(
 
     With --config, the unified model over pretrained parts instead (flow matching; the VLM is frozen)."""
     if config is not None:
-        _refuse_options("with --config (pretrained parts)", {"--stages": (stages, "vlm,generator"), "--vlm-steps": (vlm_steps, 3000),
-                                         "--vlm-batch-size": (vlm_batch_size, 32), "--vlm-lr": (vlm_lr, 1e-3),
-                                         "--vlm-warmup": (vlm_warmup, 100), "--change-weight": (change_weight, 0.0),
-                                         "--vlm-share": (vlm_share, 0.4), "--vlm-config": (vlm_config, None),
-                                         "--generator-config": (generator_config, None)})
+        _refuse_options("with --config (pretrained parts)", {
+            "--stages": (stages, "vlm,generator"), "--vlm-steps": (vlm_steps, 3000),
+            "--vlm-batch-size": (vlm_batch_size, 32), "--vlm-lr": (vlm_lr, 1e-3), "--vlm-warmup": (vlm_warmup, 100),
+            "--change-weight": (change_weight, 0.0), "--vlm-share": (vlm_share, 0.4),
+            "--vlm-config": (vlm_config, None), "--generator-config": (generator_config, None)})
         _run_scaled(config, data, out, None, resume, threads, recipe="sft", seed=seed, per_dimension=per_dimension,
                     steps=_or(gen_steps, 1000), batch_size=_or(gen_batch_size, 1), lr=_or(gen_lr, 1e-4),
                     warmup=_or(gen_warmup, 50), loss_space=_or(loss_space, "velocity"), frames=frames, size=size,
@@ -115,7 +115,7 @@ def sft(
                     log_every=log_every)
         return
     _refuse_options("without --config (they shape the pretrained model's clips)",
-                        {"--frames": (frames, 17), "--size": (size, 256), "--grad-accum": (grad_accum, 1)})
+                    {"--frames": (frames, 17), "--size": (size, 256), "--grad-accum": (grad_accum, 1)})
     from ..train.sft import SFTConfig, train_sft
 
     config = SFTConfig(seed=seed, per_dimension=per_dimension, stages=tuple(s.strip() for s in stages.split(",")
@@ -175,7 +175,8 @@ def srf(
     from ..train.srf import SRFConfig, parse_range, train_srf
 
     if config is not None:
-        _refuse_options("with --config (pretrained parts)", {"--unfreeze-critic-head": (unfreeze_critic_head, False)})
+        _refuse_options("with --config (pretrained parts)",
+                        {"--unfreeze-critic-head": (unfreeze_critic_head, False)})
         _run_scaled(config, data, out, init, resume, threads, recipe="srf", seed=seed, per_dimension=per_dimension,
                     steps=steps, batch_size=_or(batch_size, 1), lr=_or(lr, 1e-4), warmup=warmup, lam=lam,
                     reward_t_range=parse_range(reward_t_range), reward_every=reward_every,
@@ -184,7 +185,7 @@ def srf(
                     log_every=log_every)
         return
     _refuse_options("without --config (they shape the pretrained model's clips)",
-                        {"--frames": (frames, 17), "--size": (size, 256), "--grad-accum": (grad_accum, 1)})
+                    {"--frames": (frames, 17), "--size": (size, 256), "--grad-accum": (grad_accum, 1)})
     if init is None:
         from ..errors import ConfigError
 

@@ -661,5 +661,5 @@ def lora_options(rank: int = 16, alpha: float | None = None, **kwargs) -> dict:
     return asdict(LoraOptions(rank=rank, alpha=float(rank if alpha is None else alpha), **kwargs))
 
 
-__all__ = ["ScaledUnifiedModel", "TrainableCore", "CoreNet", "ScaledOptions", "LoraOptions", "load_config_file", "patchify_video_torch",
-           "lora_options"]
+__all__ = ["ScaledUnifiedModel", "TrainableCore", "CoreNet", "ScaledOptions", "LoraOptions", "load_config_file",
+           "patchify_video_torch", "lora_options"]

@@ -279,7 +279,7 @@ class _CriticTrainer(_Trainer):
         vlm.critic_head = head.detach().clone()
         if done and STAGE not in self.meta["done"]:
             self.meta["done"].append(STAGE)
-            self.checkpoint(STAGE, {"critic": trainable}, optimizer, {"data": gen}, int(self.meta["stage_steps"][STAGE]))
+            save(int(self.meta["stage_steps"][STAGE]))
         return done
 
     def write(self, model, edits: dict, provenance: dict) -> None:
