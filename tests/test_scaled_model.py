@@ -343,7 +343,7 @@ def test_scaled_training_bad_input_gives_one_line_errors(parts, sim, tmp_path, c
     assert not (tmp_path / "never").exists()
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
-    with pytest.raises(ConfigError, match="not valid JSON"):
+    with pytest.raises(ConfigError, match="invalid JSON"):
         train_scaled(broken, sim, tmp_path / "x", ScaledTrainConfig(steps=1))
     with pytest.raises(ConfigError, match="sft is flow matching only"):
         ScaledTrainConfig(recipe="sft", lam=0.1)

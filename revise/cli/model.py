@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -17,17 +16,9 @@ train_app = typer.Typer(
 
 
 def _json_option(text: Optional[str], what: str) -> dict:
-    from ..errors import ConfigError
+    from ..jsonfile import parse_json_object
 
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"{what}: not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{what}: must be a JSON object")
-    return value
+    return parse_json_object(text, what) if text else {}
 
 
 def _or(value, default):

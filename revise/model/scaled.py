@@ -38,7 +38,6 @@ Wiring (the choices, documented in docs/gpu.md "Training at scale"):
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -49,6 +48,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..hub import resolve_local_model, resolve_torch_device
+from ..jsonfile import parse_json_object
 from .conditioning import VLMAdapter
 from .flow import flow_matching_loss, sample
 
@@ -141,10 +141,7 @@ def load_config_file(path: str | Path) -> dict:
         except yaml.YAMLError as exc:
             raise ConfigError(f"scaled model config: {path}: not valid YAML ({' '.join(str(exc).split())})") from None
     else:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ConfigError(f"scaled model config: {path}: not valid JSON ({exc})") from None
+        data = parse_json_object(text, f"scaled model config: {path}")
     if not isinstance(data, dict):
         raise ConfigError(f"scaled model config: {path}: the top level must be an object")
     return data

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from ..errors import ConfigError
 
 
@@ -37,3 +40,18 @@ def check_settings(cfg, what: str, positive: tuple[str, ...], *, t_range: bool =
         raise ConfigError(f"{what}: loss_space must be 'x0' or 'velocity', got {cfg.loss_space!r}")
     if cfg.max_minutes is not None and not cfg.max_minutes > 0:
         raise ConfigError(f"{what}: max_minutes must be > 0, got {cfg.max_minutes}")
+
+
+def run_from_checkpoint(trainer, init: str | os.PathLike, data: str | os.PathLike, out_dir: str | os.PathLike, config,
+                        config_name: str, *, resume: bool, threads: int | None, progress: bool):
+    """Run (or resume) ``trainer(init_path, data, out, config, resume, progress)``, a recipe that starts from the
+    unified checkpoint ``init`` (a folder or a shipped name), in ``out_dir``; ``OUT/config_name`` records the
+    resolved ``init`` with every setting (:func:`revise.train.sft.run_in_folder`)."""
+    from ..model.unified import resolve_checkpoint
+    from .sft import run_in_folder
+
+    init_path = resolve_checkpoint(init)
+    out = Path(out_dir)
+    record = {"init": str(init_path), **config.to_dict()}
+    return run_in_folder(out, config_name, record, resume, threads,
+                         lambda: trainer(init_path, Path(data), out, config, resume, progress).run())

@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from .common import OneStage, check_settings
-from .sft import SFTResult, _Logger, _Trainer, lr_scale, prepared_data, run_in_folder
+from .common import OneStage, check_settings, run_from_checkpoint
+from .sft import SFTResult, _Trainer, lr_scale
 
 STAGE = "critic"
 DATA_NAME = "critic_data.npz"
@@ -90,14 +90,8 @@ def train_critic(init: str | os.PathLike, data: str | os.PathLike, out_dir: str 
                  config: CriticConfig | None = None, *, resume: bool = False, threads: int | None = 1,
                  progress: bool = True) -> SFTResult:
     """Teach the judge of ``init`` (a unified checkpoint or ``revise-tiny``) its generator's failures."""
-    from ..model.unified import resolve_checkpoint
-
-    config = config or CriticConfig()
-    init_path = resolve_checkpoint(init)
-    out = Path(out_dir)
-    record = {"init": str(init_path), **config.to_dict()}
-    return run_in_folder(out, "critic_config.json", record, resume, threads,
-                         lambda: _CriticTrainer(init_path, Path(data), out, config, resume, progress).run())
+    return run_from_checkpoint(_CriticTrainer, init, data, out_dir, config or CriticConfig(), "critic_config.json", resume=resume,
+                               threads=threads, progress=progress)
 
 
 def edit_subset(samples: list, per_dimension: int, seed: int) -> list[int]:
@@ -125,23 +119,15 @@ class _CriticTrainer(_Trainer):
         from ..model.unified import ReviseModel
         from ..provenance import base_provenance
 
-        cfg, acc = self.cfg, self.accelerator
-        manifest = prepared_data(self, self.data, cfg.per_dimension, cfg.seed)
-        self.manifest = manifest
-        self.bank = self.load_bank(manifest, 32)
-        acc.init_trackers("tensorboard")
-        self.logger = _Logger(self.out, acc, int(self.meta["stage_steps"].get(STAGE, 0)))
+        acc = self.accelerator
+        self.bank = self.load_bank(self.begin(), 32)
         model = ReviseModel.from_pretrained(self.init)
         with acc.main_process_first():
             edits = self.failures(model)
         finished = self.train(model, edits)  # a finished stage restores its last state: write() needs it
         if finished and acc.is_main_process:
             self.write(model, edits, base_provenance())
-        acc.free_memory()
-        acc.wait_for_everyone()
-        acc.end_training()
-        return SFTResult(self.out, dict(self.meta["stage_steps"]), round(self.elapsed(), 1),
-                         dict(self.meta["loss"]), finished)
+        return self.end(finished)
 
     # ---- 1 + 2: the generator's edits of train clips, labelled by the exact judge ----------------------
     def failures(self, model) -> dict:

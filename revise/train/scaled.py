@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .common import OneStage, check_settings
-from .sft import SFTResult, _Logger, _Trainer, lr_scale, prepared_data, run_in_folder
+from .sft import SFTResult, _Trainer, lr_scale, run_in_folder
 
 STAGE = "scaled"
 TRAINABLE_NAME = "trainable.safetensors"
@@ -170,12 +170,10 @@ class _ScaledTrainer(_Trainer):
         from ..provenance import base_provenance
 
         cfg, acc = self.cfg, self.accelerator
-        manifest = prepared_data(self, self.data, cfg.per_dimension, cfg.seed)
+        manifest = self.begin()
         self.samples = [s for s in load_manifest(manifest) if s.target is not None]
         if not self.samples:
             raise ConfigError(f"{manifest}: no sample has a target video to train on")
-        acc.init_trackers("tensorboard")
-        self.logger = _Logger(self.out, acc, int(self.meta["stage_steps"].get(STAGE, 0)))
         config_file = self.out / MODEL_CONFIG_NAME  # the parts with absolute folders; every rank loads them
         if acc.is_main_process:
             write_model_config(self.parts, self.out)
@@ -189,11 +187,7 @@ class _ScaledTrainer(_Trainer):
         finished = self.train(model)  # a finished stage restores its last state: write() needs it
         if finished and acc.is_main_process:
             self.write(model, base_provenance())
-        acc.free_memory()  # drop the wrappers: they hold the process group that ends below
-        acc.wait_for_everyone()
-        acc.end_training()
-        return SFTResult(self.out, dict(self.meta["stage_steps"]), round(self.elapsed(), 1),
-                         dict(self.meta["loss"]), finished)
+        return self.end(finished)
 
     def batch(self, gen):
         import torch

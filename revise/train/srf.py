@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
-from .common import OneStage, check_settings
-from .sft import SFTResult, _Logger, _Trainer, lr_scale, prepared_data, run_in_folder
+from .common import OneStage, check_settings, run_from_checkpoint
+from .sft import SFTResult, _Trainer, lr_scale
 
 
 @dataclass
@@ -111,14 +111,8 @@ def train_srf(init: str | os.PathLike, data: str | os.PathLike, out_dir: str | o
               config: SRFConfig | None = None, *, resume: bool = False, threads: int | None = 1,
               progress: bool = True) -> SFTResult:
     """Fine-tune the generator of ``init`` (a unified checkpoint or ``revise-tiny``) into ``out_dir``."""
-    from ..model.unified import resolve_checkpoint
-
-    config = config or SRFConfig()
-    init_path = resolve_checkpoint(init)
-    out = Path(out_dir)
-    record = {"init": str(init_path), **config.to_dict()}
-    return run_in_folder(out, "srf_config.json", record, resume, threads,
-                         lambda: _SRFTrainer(init_path, Path(data), out, config, resume, progress).run())
+    return run_from_checkpoint(_SRFTrainer, init, data, out_dir, config or SRFConfig(), "srf_config.json", resume=resume,
+                               threads=threads, progress=progress)
 
 
 class _SRFTrainer(_Trainer):
@@ -130,20 +124,12 @@ class _SRFTrainer(_Trainer):
         from ..model.unified import ReviseModel
         from ..provenance import base_provenance
 
-        cfg = self.cfg
-        manifest = prepared_data(self, self.data, cfg.per_dimension, cfg.seed)
-        self.bank = self.load_bank(manifest, 32)
-        self.accelerator.init_trackers("tensorboard")
-        self.logger = _Logger(self.out, self.accelerator, int(self.meta["stage_steps"].get("srf", 0)))
+        self.bank = self.load_bank(self.begin(), 32)
         model = ReviseModel.from_pretrained(self.init)
         finished = self.train(model)  # a finished stage restores its last state (no steps): write() needs it
         if finished and self.accelerator.is_main_process:
             self.write(model, base_provenance())
-        self.accelerator.free_memory()  # drop the DDP wrappers: they hold the process group that ends below
-        self.accelerator.wait_for_everyone()
-        self.accelerator.end_training()  # also ends the process group of a launched run
-        return SFTResult(self.out, dict(self.meta["stage_steps"]), round(self.elapsed(), 1),
-                         dict(self.meta["loss"]), finished)
+        return self.end(finished)
 
     def train(self, unified) -> bool:
         import torch
