@@ -154,6 +154,38 @@ def test_fresh_model_is_the_copy_editor():
     assert np.abs(out.astype(int) - src.astype(int)).max() <= 1
 
 
+def test_anchor_frames_feed_the_source_ends_to_every_frame(tmp_path):
+    model = toy(anchor_frames=True)
+    assert model.transformer.config.in_channels == 12
+    seen = []
+    model.transformer.patch_embedding.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    x, src = video(), video(seed=5)
+    with torch.no_grad():
+        model(x, torch.tensor([0.3, 0.8]), src, torch.tensor([[1], [2]]))
+    hidden = seen[0]
+    assert hidden.shape[1] == 12
+    assert torch.equal(hidden[:, 3:6], src)
+    for frame in range(src.shape[2]):  # the first and the last source frame at every time step
+        assert torch.equal(hidden[:, 6:9, frame], src[:, :, 0])
+        assert torch.equal(hidden[:, 9:12, frame], src[:, :, -1])
+    # the last source frame now reaches the first output frame: changing it changes the prediction there
+    moved = src.clone()
+    moved[:, :, -1] = -moved[:, :, -1]
+    with torch.no_grad():
+        a = model(x, torch.tensor([0.3, 0.8]), src, torch.tensor([[1], [2]]))
+        b = model(x, torch.tensor([0.3, 0.8]), moved, torch.tensor([[1], [2]]))
+    assert not torch.allclose(a[:, :, 0], b[:, :, 0])
+    # a fresh anchored model is still the copy editor, and the option travels with the checkpoint
+    fresh = toy(trained=False, anchor_frames=True)
+    src_clip = clip(t=4, h=8, w=8)
+    assert np.abs(fresh.generate(src_clip, [3, 4], seed=0).astype(int) - src_clip.astype(int)).max() <= 1
+    model.save_pretrained(tmp_path / "gen")
+    loaded = ReviseGenerator.from_pretrained(tmp_path / "gen").eval()
+    assert loaded.config.anchor_frames is True
+    with torch.no_grad():
+        assert torch.equal(loaded(x, torch.tensor([0.3, 0.8]), src, torch.tensor([[1], [2]])), a)
+
+
 def test_velocity_prediction_variant():
     model = toy(trained=False, prediction="velocity", source_skip=False)
     assert model.generate(clip(), [3]).shape == clip().shape
@@ -244,6 +276,7 @@ def test_bad_conditions_raise_clear_errors():
     ({"prediction": "eps"}, "prediction"),
     ({"prediction": "velocity"}, "source_skip"),
     ({"min_time": 0.0}, "min_time"),
+    ({"anchor_frames": True, "concat_source": False}, "anchor_frames needs concat_source"),
 ])
 def test_inconsistent_configs_raise_config_error(overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -57,7 +57,8 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
 
     - denoiser: ``sample_size`` (H, W) and ``num_frames`` it works at; Wan's ``patch_size``, ``num_layers``,
       ``num_attention_heads`` x ``attention_head_dim``, ``ffn_dim``, ``freq_dim``;
-    - parametrisation: ``concat_source`` (source as 3 extra input channels), ``prediction`` ("x0": the
+    - parametrisation: ``concat_source`` (source as 3 extra input channels), ``anchor_frames`` (6 more:
+      the source's first and last frames repeated over time; needs ``concat_source``), ``prediction`` ("x0": the
       transformer predicts the clean video and the velocity is derived; "velocity"), ``source_skip``
       (x0 = source + output, output layer zero-initialised: a fresh model copies), ``scale_noisy_input``
       (the denoiser sees ``(1 - t) x_t``), ``min_time`` (floor of ``t`` when deriving the velocity);
@@ -75,7 +76,7 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
                  source_skip=True, scale_noisy_input=True, min_time=0.05, context_dim=128, source_patch_size=(2, 8, 8),
                  vlm_dim=256, num_vlm_queries=8, vlm_heads=4, vocab_size=1024, max_text_len=32, pad_token_id=0,
                  cfg_drop_prob=0.1, flow_shift=3.0, logit_mean=0.0, logit_std=1.0, default_steps=12,
-                 default_guidance=2.0):
+                 default_guidance=2.0, anchor_frames=False):
         super().__init__()
         video = (int(num_frames), *(int(s) for s in sample_size))
         _check_divisible("video size (T, H, W)", video, patch_size)
@@ -94,9 +95,12 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
             raise ConfigError(f"generator config: min_time must be in (0, 1), got {min_time}")
         if not 0.0 <= cfg_drop_prob < 1.0:
             raise ConfigError(f"generator config: cfg_drop_prob must be in [0, 1), got {cfg_drop_prob}")
+        if anchor_frames and not concat_source:
+            raise ConfigError("generator config: anchor_frames needs concat_source (they are extra source channels)")
+        in_channels = 3 + (3 if concat_source else 0) + (6 if anchor_frames else 0)
         self.transformer = WanTransformer3DModel(
             patch_size=tuple(patch_size), num_attention_heads=num_attention_heads,
-            attention_head_dim=attention_head_dim, in_channels=6 if concat_source else 3, out_channels=3,
+            attention_head_dim=attention_head_dim, in_channels=in_channels, out_channels=3,
             text_dim=context_dim, freq_dim=freq_dim, ffn_dim=ffn_dim, num_layers=num_layers,
             rope_max_seq_len=max(64, *video))
         if source_skip:  # start as the copy editor: the transformer learns only the change
@@ -138,13 +142,23 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
         if context is None:
             context = self.encode_context(source, text_ids, vlm_hidden, vlm_mask, drop)
         x_in = x_t * (1 - t).reshape(-1, 1, 1, 1, 1) if self.config.scale_noisy_input else x_t
-        hidden = torch.cat([x_in, source], dim=1) if self.config.concat_source else x_in
+        hidden = torch.cat([x_in, *self.source_channels(source)], dim=1) if self.config.concat_source else x_in
         out = self.transformer(hidden, t * TIME_SCALE, context, return_dict=False)[0]
         if self.config.prediction == "velocity":
             return out
         if self.config.source_skip:
             out = source + out
         return (x_t - out) / t.clamp_min(float(self.config.min_time)).reshape(-1, 1, 1, 1, 1)
+
+    def source_channels(self, source: torch.Tensor) -> list[torch.Tensor]:
+        """The pixel-aligned source inputs concatenated to ``x_t``: the source, and with ``anchor_frames``
+        its first and last frames repeated over time (so every output frame sees where the clip starts
+        and ends at full model resolution: continuations and "what came before" edits start or end there)."""
+        if not self.config.anchor_frames:
+            return [source]
+        frames = source.shape[2]
+        return [source, source[:, :, :1].expand(-1, -1, frames, -1, -1),
+                source[:, :, -1:].expand(-1, -1, frames, -1, -1)]
 
     # ------------------------------------------------------------------ input checks and conversions
     def _check_video(self, name: str, x: torch.Tensor) -> None:
