@@ -20,7 +20,7 @@ from revise.sim import generate_dataset
 from revise.train.critic import DATA_NAME, CriticConfig, _CriticTrainer, judge_only_parameters, train_critic
 from revise.train.sft import train_sft
 from revise.train.srf import critic_logit
-from toymodel import toy_config
+from toymodel import Crash, crash_after_checkpoint, toy_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -100,26 +100,15 @@ def test_the_judge_learns_the_generators_failures_and_nothing_else_changes(setup
     assert float(gain.mean()) > 0, gain
 
 
-class _Crash(Exception):
-    pass
-
-
 def test_critic_training_resumes_exactly(setup, tmp_path, monkeypatch):
     data, init = setup
     settings = config(steps=8, edits_per_dimension=1)
     full, broken = tmp_path / "full", tmp_path / "broken"
     train_critic(init, data, full, settings, progress=False)
-    original = _CriticTrainer.checkpoint
-
-    def crash_after_step_four(self, stage, modules, optimizer, generators, step):
-        original(self, stage, modules, optimizer, generators, step)
-        if step == 4:
-            raise _Crash()
-
-    monkeypatch.setattr(_CriticTrainer, "checkpoint", crash_after_step_four)
-    with pytest.raises(_Crash):
-        train_critic(init, data, broken, settings, progress=False)
-    monkeypatch.setattr(_CriticTrainer, "checkpoint", original)
+    with monkeypatch.context() as m:
+        crash_after_checkpoint(m, _CriticTrainer, 4)
+        with pytest.raises(Crash):
+            train_critic(init, data, broken, settings, progress=False)
     assert (broken / DATA_NAME).is_file() and not (broken / "revise.json").exists()
     train_critic(init, data, broken, settings, resume=True, progress=False)
     assert _rows(broken) == _rows(full) and len(_rows(full)) == 8
@@ -148,11 +137,11 @@ def test_a_run_killed_before_its_checkpoint_resumes_to_the_trained_judge(setup, 
     train_critic(init, data, tmp_path / "full", settings, progress=False)
 
     def killed(self, *args, **kwargs):
-        raise _Crash()
+        raise Crash()
 
     with monkeypatch.context() as m:
         m.setattr(_CriticTrainer, "write", killed)
-        with pytest.raises(_Crash):
+        with pytest.raises(Crash):
             train_critic(init, data, tmp_path / "late", settings, progress=False)
     train_critic(init, data, tmp_path / "late", settings, resume=True, progress=False)
     a, b = ReviseModel.from_pretrained(tmp_path / "full").vlm, ReviseModel.from_pretrained(tmp_path / "late").vlm

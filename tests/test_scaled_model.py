@@ -16,6 +16,7 @@ from revise.judges.hf_vlm import patchify_video
 from revise.model.scaled import ScaledUnifiedModel, lora_options, patchify_video_torch
 
 from test_hf_vlm_judge import build_tiny_qwen25vl
+from toymodel import Crash, crash_after_checkpoint
 
 Z = 4
 WAN = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=2 * Z, out_channels=Z,
@@ -280,10 +281,6 @@ def test_train_sft_and_srf_take_a_config_of_pretrained_parts(parts, sim, tmp_pat
     assert any(not torch.equal(srf_weights[k], sft_weights[k]) for k in sft_weights), "srf trained nothing"
 
 
-class _Crash(Exception):
-    pass
-
-
 def test_scaled_training_resumes_exactly(parts, sim, tmp_path, monkeypatch):
     """A run stopped by a crash right after its step-2 state save, then resumed, ends exactly like an
     uninterrupted run: the same metrics rows (losses, learning rates) and bit-identical weights."""
@@ -297,17 +294,10 @@ def test_scaled_training_resumes_exactly(parts, sim, tmp_path, monkeypatch):
     full, broken = tmp_path / "full", tmp_path / "broken"
     train_scaled(config, sim, full, settings, progress=False, threads=1)
 
-    original = _ScaledTrainer.checkpoint
-
-    def crash_after_step_two(self, stage, modules, optimizer, generators, step):
-        original(self, stage, modules, optimizer, generators, step)
-        if step == 2:
-            raise _Crash()
-
-    monkeypatch.setattr(_ScaledTrainer, "checkpoint", crash_after_step_two)
-    with pytest.raises(_Crash):
-        train_scaled(config, sim, broken, settings, progress=False, threads=1)
-    monkeypatch.setattr(_ScaledTrainer, "checkpoint", original)
+    with monkeypatch.context() as m:
+        crash_after_checkpoint(m, _ScaledTrainer, 2)
+        with pytest.raises(Crash):
+            train_scaled(config, sim, broken, settings, progress=False, threads=1)
     assert not (broken / "trainable.safetensors").exists()
     with pytest.raises(ConfigError, match=r"changed settings \['lr'\]"):
         train_scaled(config, sim, broken, ScaledTrainConfig(**{**settings.to_dict(), "lr": 2e-3}), resume=True,

@@ -1,6 +1,9 @@
-"""Toy sizes of the unified model shared by the training tests: the real classes, seconds to train."""
+"""Toy sizes of the unified model shared by the training tests: the real classes, seconds to train; and a
+stand-in for a run killed right after a state save."""
 
 from __future__ import annotations
+
+import pytest
 
 from revise.train.sft import SFTConfig
 
@@ -16,3 +19,20 @@ def toy_config(**overrides) -> SFTConfig:
                    vlm_warmup=5, gen_warmup=5, checkpoint_every=20, log_every=1, vlm_config=TOY_VLM,
                    generator_config=TOY_GEN)
     return SFTConfig(**{**options, **overrides})
+
+
+class Crash(Exception):
+    """Raised by :func:`crash_after_checkpoint`: a run killed at that point."""
+
+
+def crash_after_checkpoint(monkeypatch: pytest.MonkeyPatch, trainer_cls, step: int) -> None:
+    """Make ``trainer_cls`` raise :class:`Crash` right after its state save at ``step``. Pass a
+    ``monkeypatch.context()`` to restore the trainer for the resumed run."""
+    original = trainer_cls.checkpoint
+
+    def checkpoint(self, stage, modules, optimizer, generators, at):
+        original(self, stage, modules, optimizer, generators, at)
+        if at == step:
+            raise Crash()
+
+    monkeypatch.setattr(trainer_cls, "checkpoint", checkpoint)
