@@ -186,6 +186,79 @@ def test_anchor_frames_feed_the_source_ends_to_every_frame(tmp_path):
         assert torch.equal(loaded(x, torch.tensor([0.3, 0.8]), src, torch.tensor([[1], [2]])), a)
 
 
+def test_gated_skip_blends_the_source_with_its_held_ends(tmp_path):
+    model = toy(trained=False, anchor_frames=True, gated_skip=True)
+    proj = model.transformer.proj_out
+    assert proj.out_features == 5 * 1 * 2 * 2  # 3 colour + 2 gate channels per patch element
+    src, x, t = video(seed=5), video(), torch.tensor([0.3, 0.8])
+    ids = torch.tensor([[1], [2]])
+
+    def x0_hat(m):
+        with torch.no_grad():
+            return x - t.reshape(-1, 1, 1, 1, 1) * m(x, t, src, ids)
+
+    # fresh: every gate logit is 0, so each held end weighs sigmoid(-4) and the rest is the source
+    g = torch.sigmoid(torch.tensor(-4.0))
+    expected = src + g * (src[:, :, :1] - src) + g * (src[:, :, -1:] - src)
+    assert torch.allclose(x0_hat(model), expected, atol=1e-5)
+    # close the first-frame gate and open the last-frame one (their biases): the clean estimate is the last
+    # source frame held still
+    with torch.no_grad():
+        bias = proj.bias.view(-1, 5)  # the output layer's features are (patch element, channel)
+        bias[:, 3], bias[:, 4] = -40.0, 40.0
+    assert torch.allclose(x0_hat(model), src[:, :, -1:].expand_as(src), atol=1e-5)
+    # both gates open: they are normalised to sum to 1, the source drops out
+    with torch.no_grad():
+        bias[:, 3] = 40.0
+    assert torch.allclose(x0_hat(model), (src[:, :, :1] + src[:, :, -1:]).expand_as(src) / 2, atol=1e-5)
+    model.save_pretrained(tmp_path / "gen")
+    loaded = ReviseGenerator.from_pretrained(tmp_path / "gen").eval()
+    assert loaded.config.gated_skip is True
+    assert torch.equal(x0_hat(loaded), x0_hat(model))
+    with pytest.raises(ConfigError, match="gated_skip needs source_skip"):
+        ReviseGenerator(**{**TOY, "gated_skip": True, "source_skip": False, "prediction": "velocity"})
+
+
+def test_detail_transfer_restores_what_the_edit_left_alone():
+    from revise.model.detail import transfer_detail
+    from revise.video import resize_frames
+
+    rng = np.random.default_rng(0)
+    src = rng.integers(0, 256, (4, 32, 40, 3), dtype=np.uint8)  # all fine detail: lost by shrinking to 8x10
+    small = resize_frames(src.astype(np.float32) / 255, 8, 10)
+    plain = transfer_detail(small, src, 0.0)
+    assert np.array_equal(plain, (np.clip(np.rint(resize_frames(small, 32, 40) * 255), 0, 255)).astype(np.uint8))
+    assert np.abs(plain.astype(int) - src.astype(int)).mean() > 30
+    # the edit is the source: the source comes back at full resolution
+    assert np.abs(transfer_detail(small, src, 0.2).astype(int) - src.astype(int)).max() <= 1
+    # the edit holds the last frame still (a continuation): the last frame's detail comes back in every frame
+    held = np.repeat(small[-1:], 4, axis=0)
+    assert np.abs(transfer_detail(held, src, 0.2).astype(int) - src[-1:].astype(int)).max() <= 1
+    # where the edit changed the picture beyond the threshold, it is the plain upsampled edit
+    dark = (np.kron(rng.integers(10, 50, (4, 8, 10, 3)), np.ones((1, 4, 4, 1))) + rng.integers(-10, 10, src.shape))
+    dark = dark.astype(np.uint8)  # coarse dark colours (< 0.25) plus fine detail
+    edit = resize_frames(dark.astype(np.float32) / 255, 8, 10)
+    edit[:, :4] = 0.8  # the top half turned light grey: no candidate is within 0.5 of it
+    out, up = transfer_detail(edit, dark, 0.05), transfer_detail(edit, dark, 0.0)
+    assert np.array_equal(out[:, :12], up[:, :12])
+    assert not np.array_equal(out[:, 20:], up[:, 20:])
+    assert np.abs(out[:, 20:].astype(int) - dark[:, 20:].astype(int)).max() <= 1  # the untouched half: the source
+    with pytest.raises(ValueError, match="same T"):
+        transfer_detail(small[:3], src, 0.2)
+
+
+def test_generate_with_detail_gives_a_fresh_model_the_full_resolution_source():
+    model = toy(trained=False)
+    src = clip(t=4, h=24, w=32)
+    blurred = model.generate(src, [3, 4], seed=0)  # default_detail 0: plain upsampling from 8x8
+    assert np.abs(blurred.astype(int) - src.astype(int)).mean() > 30
+    sharp = model.generate(src, [3, 4], seed=0, detail=0.1)
+    err = np.abs(sharp.astype(int) - src.astype(int))
+    assert sharp.shape == src.shape and err.max() <= 4 and err.mean() < 1
+    with pytest.raises(ValueError, match="detail must be >= 0"):
+        model.generate(src, [3, 4], detail=-1.0)
+
+
 def test_velocity_prediction_variant():
     model = toy(trained=False, prediction="velocity", source_skip=False)
     assert model.generate(clip(), [3]).shape == clip().shape

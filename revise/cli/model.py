@@ -244,12 +244,16 @@ def edit(
     seed: int = typer.Option(0, "--seed", help="Noise seed: the same seed gives the same video."),
     reflect: int = typer.Option(1, "--reflect", help="Inference-time self-reflection: make N candidates and keep "
                                 "the one the model's own VLM judges best."),
+    detail: Optional[float] = typer.Option(None, "--detail", help="Full-resolution detail transfer: where the "
+                                           "edit (at the model's resolution) differs from the source, or its held "
+                                           "first or last frame, by less than this (on 0-1), that frame's fine "
+                                           "detail is restored. 0 = plain upsampling; default: the checkpoint's."),
 ) -> None:
     """Edit one video with the unified model."""
     from ..model.unified import edit_file
 
     typer.echo(str(edit_file(model, video, instruction, out, steps=steps, guidance=guidance, seed=seed,
-                             reflect=reflect)))
+                             reflect=reflect, detail=detail)))
 
 
 def register_model_commands(app: typer.Typer) -> None:

@@ -2,7 +2,8 @@
 
 Options (``--editor-option KEY=VALUE`` on ``revise bench run``): ``model`` (a checkpoint folder from
 ``revise train sft``, default the shipped ``revise-tiny``), ``steps`` and ``guidance`` (default: the
-checkpoint's), ``reflect`` (N > 1: the model's own VLM picks the best of N candidates), ``threads``
+checkpoint's), ``reflect`` (N > 1: the model's own VLM picks the best of N candidates), ``detail`` (the full-resolution
+detail threshold, see :mod:`revise.model.detail`; default: the checkpoint's, 0 = off), ``threads``
 (torch CPU threads while editing; default: leave torch's setting). The
 sampling seed is the run's seed mixed with the sample id, so a rerun or a resumed run gives the same
 videos. The model is loaded once, on first use.
@@ -25,7 +26,7 @@ class UnifiedModelEditor(Editor):
     name = "revise-tiny"
 
     def __init__(self, model: str = "revise-tiny", steps: int | None = None, guidance: float | None = None,
-                 threads: int | None = None, reflect: int = 1):
+                 threads: int | None = None, reflect: int = 1, detail: float | None = None):
         from ..model.unified import resolve_checkpoint
 
         if steps is not None and int(steps) < 1:
@@ -40,6 +41,9 @@ class UnifiedModelEditor(Editor):
         if int(reflect) < 1:
             raise ConfigError(f"editor revise-tiny: reflect must be >= 1, got {reflect}")
         self.reflect = int(reflect)
+        if detail is not None and not float(detail) >= 0:
+            raise ConfigError(f"editor revise-tiny: detail must be >= 0, got {detail}")
+        self.detail = None if detail is None else float(detail)
         self._model = None
         self._lock = threading.Lock()
 
@@ -63,7 +67,7 @@ class UnifiedModelEditor(Editor):
                 torch.set_num_threads(self.threads)
             with self._lock:  # one edit at a time: the model is shared between judge worker threads
                 frames = model.edit(source.frames, instruction, steps=self.steps, guidance=self.guidance, seed=seed,
-                                    reflect=self.reflect)
+                                    reflect=self.reflect, detail=self.detail)
         except ValueError as exc:
             raise EditorError(f"sample {context.sample.id}: {exc}") from None
         finally:
@@ -79,7 +83,8 @@ class UnifiedModelEditor(Editor):
                    (("vlm", "model.safetensors"), ("generator", "diffusion_pytorch_model.safetensors"))}
         return {"editor": self.name, "model": self.model_ref, "path": str(self.path), "weights_sha256": weights,
                 "steps": self.steps or int(gen.default_steps), "guidance": self.guidance if self.guidance is not None
-                else float(gen.default_guidance), "seed": "sha256(run seed | sample id)", "reflect": self.reflect,
+                else float(gen.default_guidance), "detail": self.detail if self.detail is not None
+                else float(gen.default_detail), "seed": "sha256(run seed | sample id)", "reflect": self.reflect,
                 "training": training_chain(model.info.get("training"))}
 
 

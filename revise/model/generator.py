@@ -32,10 +32,12 @@ from torch import nn
 from ..errors import ConfigError
 from ..video import match_length, resize_frames, to_uint8
 from .conditioning import ConditioningEncoder
+from .detail import transfer_detail
 from .flow import sample
 
 TIME_SCALE = 1000.0  # the Wan time embedding expects timesteps in [0, 1000]; flow time t lives in [0, 1]
 PREDICTIONS = ("x0", "velocity")
+GATE_OFFSET = 4.0  # gated_skip: a zero gate logit opens each held-frame gate to sigmoid(-4) = 1.8%
 
 
 def _check_divisible(what: str, size, patch) -> None:
@@ -60,12 +62,15 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
     - parametrisation: ``concat_source`` (source as 3 extra input channels), ``anchor_frames`` (6 more:
       the source's first and last frames repeated over time; needs ``concat_source``), ``prediction`` ("x0": the
       transformer predicts the clean video and the velocity is derived; "velocity"), ``source_skip``
-      (x0 = source + output, output layer zero-initialised: a fresh model copies), ``scale_noisy_input``
+      (x0 = source + output, output layer zero-initialised: a fresh model copies), ``gated_skip`` (the skip's
+      base is a per-pixel blend of the source and its first and last frames held still, the blend weights two
+      more output channels; needs ``source_skip``), ``scale_noisy_input``
       (the denoiser sees ``(1 - t) x_t``), ``min_time`` (floor of ``t`` when deriving the velocity);
     - context: ``context_dim``, ``source_patch_size``, ``vlm_dim`` / ``num_vlm_queries`` / ``vlm_heads``
       (the VLM adapter), ``vocab_size`` / ``max_text_len`` / ``pad_token_id`` (the instruction);
     - training and sampling: ``cfg_drop_prob``, ``flow_shift``, ``logit_mean`` / ``logit_std`` (training
-      times), ``default_steps`` / ``default_guidance`` (``generate``). They travel with the checkpoint.
+      times), ``default_steps`` / ``default_guidance`` / ``default_detail`` (``generate``). They travel with the
+      checkpoint.
     """
 
     config_name = "config.json"
@@ -76,7 +81,7 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
                  source_skip=True, scale_noisy_input=True, min_time=0.05, context_dim=128, source_patch_size=(2, 8, 8),
                  vlm_dim=256, num_vlm_queries=8, vlm_heads=4, vocab_size=1024, max_text_len=32, pad_token_id=0,
                  cfg_drop_prob=0.1, flow_shift=3.0, logit_mean=0.0, logit_std=1.0, default_steps=12,
-                 default_guidance=2.0, anchor_frames=False):
+                 default_guidance=2.0, anchor_frames=False, gated_skip=False, default_detail=0.0):
         super().__init__()
         video = (int(num_frames), *(int(s) for s in sample_size))
         _check_divisible("video size (T, H, W)", video, patch_size)
@@ -97,10 +102,12 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
             raise ConfigError(f"generator config: cfg_drop_prob must be in [0, 1), got {cfg_drop_prob}")
         if anchor_frames and not concat_source:
             raise ConfigError("generator config: anchor_frames needs concat_source (they are extra source channels)")
+        if gated_skip and not source_skip:
+            raise ConfigError("generator config: gated_skip needs source_skip (it gates the skip's base)")
         in_channels = 3 + (3 if concat_source else 0) + (6 if anchor_frames else 0)
         self.transformer = WanTransformer3DModel(
             patch_size=tuple(patch_size), num_attention_heads=num_attention_heads,
-            attention_head_dim=attention_head_dim, in_channels=in_channels, out_channels=3,
+            attention_head_dim=attention_head_dim, in_channels=in_channels, out_channels=3 + (2 if gated_skip else 0),
             text_dim=context_dim, freq_dim=freq_dim, ffn_dim=ffn_dim, num_layers=num_layers,
             rope_max_seq_len=max(64, *video))
         if source_skip:  # start as the copy editor: the transformer learns only the change
@@ -147,8 +154,27 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
         if self.config.prediction == "velocity":
             return out
         if self.config.source_skip:
-            out = source + out
+            out = self.skip_base(source, out[:, 3:]) + out[:, :3] if self.config.gated_skip else source + out
         return (x_t - out) / t.clamp_min(float(self.config.min_time)).reshape(-1, 1, 1, 1, 1)
+
+    def skip_gates(self, logits: torch.Tensor) -> torch.Tensor:
+        """``(B, 2, T, H, W)`` gate logits -> the weights of the first and the last source frame held still,
+        each in (0, 1) and together at most 1 (the source keeps the rest). A zero logit (the zero-initialised
+        output layer) gives ``sigmoid(-GATE_OFFSET)``, 1.8% each: a fresh model nearly copies, and Adam's
+        normalised steps open a gate as fast as they move any other weight."""
+        gates = torch.sigmoid(logits - GATE_OFFSET)
+        return gates / gates.sum(dim=1, keepdim=True).clamp_min(1.0)
+
+    def skip_base(self, source: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The gated skip's base: per pixel, ``source + g_first (first - source) + g_last (last - source)``.
+
+        Continuations ("the next shot") start where the source ends, and "what came before" edits end where it
+        starts: for them the source replayed is a worse starting point than its end (or start) frame held
+        still, and moving every pixel of the clip there through the additive output alone is a large,
+        sample-specific change. A gate is one number per pixel."""
+        gates = self.skip_gates(logits)
+        first, last = source[:, :, :1], source[:, :, -1:]
+        return source + gates[:, :1] * (first - source) + gates[:, 1:2] * (last - source)
 
     def source_channels(self, source: torch.Tensor) -> list[torch.Tensor]:
         """The pixel-aligned source inputs concatenated to ``x_t``: the source, and with ``anchor_frames``
@@ -219,14 +245,16 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
     @torch.no_grad()
     def generate(self, source_frames, instruction_ids, vlm_hidden: torch.Tensor | None = None, *,
                  vlm_mask: torch.Tensor | None = None, steps: int | None = None, guidance: float | None = None,
-                 seed: int = 0) -> np.ndarray:
+                 seed: int = 0, detail: float | None = None) -> np.ndarray:
         """Edit one video: uint8 ``(T, H, W, 3)`` at the source's length and size.
 
         ``source_frames``: uint8 ``(T, H, W, 3)`` or float in [0, 1] of that shape. ``instruction_ids``:
         token ids ``(L,)``. ``vlm_hidden``: ``(L_vlm, vlm_dim)`` or ``(1, L_vlm, vlm_dim)``, or None;
         ``vlm_mask``: ``(L_vlm,)`` or ``(1, L_vlm)`` bool, True for real tokens.
-        ``guidance`` > 1 runs classifier-free guidance against the VLM+text-dropped context. The same
-        ``seed`` gives the same frames.
+        ``guidance`` > 1 runs classifier-free guidance against the VLM+text-dropped context. ``detail`` > 0
+        (default: the config's ``default_detail``) restores the source's full-resolution detail where the
+        edit agrees with the source or its held first or last frame (:func:`~revise.model.detail.transfer_detail`;
+        0: plain bilinear upsampling). The same ``seed`` gives the same frames.
         """
         frames = as_uint8_frames(source_frames)
         source = self.frames_to_tensor(frames)
@@ -240,7 +268,13 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
                 vlm_mask = vlm_mask.unsqueeze(0) if vlm_mask.ndim == 1 else vlm_mask
         generator = torch.Generator(device="cpu").manual_seed(int(seed))
         x0 = sample(self, source, ids, vlm_hidden, vlm_mask, steps=steps, guidance=guidance, generator=generator)
-        return self.tensor_to_frames(x0[0], *frames.shape[:3])
+        detail = float(self.config.default_detail if detail is None else detail)
+        if detail < 0:
+            raise ValueError(f"detail must be >= 0, got {detail}")
+        if detail == 0:
+            return self.tensor_to_frames(x0[0], *frames.shape[:3])
+        small = ((x0[0].detach().float().clamp(-1, 1) + 1) / 2).permute(1, 2, 3, 0).cpu().numpy()
+        return transfer_detail(match_length(small, frames.shape[0]), frames, detail)
 
 
 def as_uint8_frames(frames) -> np.ndarray:

@@ -90,17 +90,20 @@ class ReviseModel:
 
     # ---- inference -----------------------------------------------------------------------------------
     def edit(self, frames, instruction: str, *, steps: int | None = None, guidance: float | None = None,
-             seed: int = 0, reflect: int = 1) -> np.ndarray:
+             seed: int = 0, reflect: int = 1, detail: float | None = None) -> np.ndarray:
         """Edit a clip: uint8 ``(T, H, W, 3)`` in, uint8 of the same shape out.
 
-        ``steps`` / ``guidance`` default to the generator's config; the same ``seed`` gives the same frames.
+        ``steps`` / ``guidance`` / ``detail`` (full-resolution detail transfer, see
+        :func:`~revise.model.detail.transfer_detail`) default to the generator's config; the same ``seed``
+        gives the same frames.
         ``reflect`` = N > 1 is inference-time self-reflection: N candidates (seeds ``seed .. seed+N-1``)
         and the internal VLM, as critic, keeps the one it gives the highest p(Yes) (:meth:`reflect_edit`).
         """
-        return self.reflect_edit(frames, instruction, steps=steps, guidance=guidance, seed=seed, n=reflect)[0]
+        return self.reflect_edit(frames, instruction, steps=steps, guidance=guidance, seed=seed, n=reflect,
+                                 detail=detail)[0]
 
     def reflect_edit(self, frames, instruction: str, *, steps: int | None = None, guidance: float | None = None,
-                     seed: int = 0, n: int = 1) -> tuple[np.ndarray, list[float]]:
+                     seed: int = 0, n: int = 1, detail: float | None = None) -> tuple[np.ndarray, list[float]]:
         """The chosen edit and every candidate's critic p(Yes) (empty for ``n`` = 1: nothing is judged)."""
         from .generator import as_uint8_frames
 
@@ -114,7 +117,7 @@ class ReviseModel:
         hidden, mask = self.vlm_condition(frames[None], instruction)
         ids = self.text_ids(instruction)
         candidates = [self.generator.generate(frames, ids, hidden, vlm_mask=mask, steps=steps, guidance=guidance,
-                                              seed=seed + i) for i in range(int(n))]
+                                              seed=seed + i, detail=detail) for i in range(int(n))]
         if len(candidates) == 1:
             return candidates[0], []
         with torch.no_grad():
@@ -181,10 +184,11 @@ def load_generator(directory: Path, *, device: str | torch.device = "cpu"):
 
 def edit_file(model: str | os.PathLike | ReviseModel, video: str | os.PathLike, instruction: str,
               out: str | os.PathLike, *, steps: int | None = None, guidance: float | None = None,
-              seed: int = 0, reflect: int = 1) -> Path:
+              seed: int = 0, reflect: int = 1, detail: float | None = None) -> Path:
     """Read ``video``, edit it with ``model`` (a :class:`ReviseModel`, a folder or a shipped name) and
     write the result to ``out`` (H.264 mp4 at the source's frame rate, length and size). Returns ``out``.
-    ``reflect`` > 1: the critic picks the best of that many candidates (:meth:`ReviseModel.reflect_edit`)."""
+    ``reflect`` > 1: the critic picks the best of that many candidates (:meth:`ReviseModel.reflect_edit`);
+    ``detail``: the full-resolution detail threshold (None: the checkpoint's, 0: off)."""
     from ..video import read_video, write_video
 
     if not isinstance(instruction, str) or not instruction.strip():
@@ -195,8 +199,11 @@ def edit_file(model: str | os.PathLike | ReviseModel, video: str | os.PathLike, 
         raise ConfigError(f"--reflect must be >= 1, got {reflect}")
     if guidance is not None and not (np.isfinite(guidance) and guidance >= 0):
         raise ConfigError(f"--guidance must be a finite number >= 0, got {guidance}")
+    if detail is not None and not (np.isfinite(detail) and detail >= 0):
+        raise ConfigError(f"--detail must be a finite number >= 0, got {detail}")
     source = read_video(video)
     if not isinstance(model, ReviseModel):
         model = ReviseModel.from_pretrained(model)
-    frames = model.edit(source.frames, instruction, steps=steps, guidance=guidance, seed=seed, reflect=reflect)
+    frames = model.edit(source.frames, instruction, steps=steps, guidance=guidance, seed=seed, reflect=reflect,
+                        detail=detail)
     return Path(write_video(out, frames, source.fps))
