@@ -240,9 +240,10 @@ def test_detail_transfer_restores_what_the_edit_left_alone():
     edit = resize_frames(dark.astype(np.float32) / 255, 8, 10)
     edit[:, :4] = 0.8  # the top half turned light grey: no candidate is within 0.5 of it
     out, up = transfer_detail(edit, dark, 0.05), transfer_detail(edit, dark, 0.0)
-    assert np.array_equal(out[:, :12], up[:, :12])
-    assert not np.array_equal(out[:, 20:], up[:, 20:])
-    assert np.abs(out[:, 20:].astype(int) - dark[:, 20:].astype(int)).max() <= 1  # the untouched half: the source
+    assert np.array_equal(out[:, :16], up[:, :16])  # the changed half, and no source edge bleeds into it
+    assert not np.array_equal(out[:, 24:], up[:, 24:])
+    # the untouched half is the source, but for a band of one model pixel (4 rows here) along the border
+    assert np.abs(out[:, 24:].astype(int) - dark[:, 24:].astype(int)).max() <= 1
     with pytest.raises(ValueError, match="same T"):
         transfer_detail(small[:3], src, 0.2)
 
@@ -252,9 +253,9 @@ def test_generate_with_detail_gives_a_fresh_model_the_full_resolution_source():
     src = clip(t=4, h=24, w=32)
     blurred = model.generate(src, [3, 4], seed=0)  # default_detail 0: plain upsampling from 8x8
     assert np.abs(blurred.astype(int) - src.astype(int)).mean() > 30
-    sharp = model.generate(src, [3, 4], seed=0, detail=0.1)
-    err = np.abs(sharp.astype(int) - src.astype(int))
-    assert sharp.shape == src.shape and err.max() <= 4 and err.mean() < 1
+    sharp = model.generate(src, [3, 4], seed=0, detail=0.5)
+    err = np.abs(sharp.astype(int) - src.astype(int))  # the sampler's float error stays: a few levels at most
+    assert sharp.shape == src.shape and err.max() <= 2 and err.mean() < 0.5
     with pytest.raises(ValueError, match="detail must be >= 0"):
         model.generate(src, [3, 4], detail=-1.0)
 

@@ -148,7 +148,8 @@ def test_edit_cli_on_real_footage(trained, tmp_path, capsys):
     source = clip("carphone_pristine.mp4")  # 120 frames of 176x144 at 29.97 fps: far outside RVE-Sim
     result = tmp_path / "edited.mp4"
     rc, stdout, err = _cli(capsys, "edit", "--model", str(out), "--video", str(source), "--instruction",
-                           "What if the man had never been there?", "-o", str(result), "--steps", "2")
+                           "What if the man had never been there?", "-o", str(result), "--steps", "2",
+                           "--detail", "0.3")
     assert rc in (0, None), err
     edited, original = read_video(result), read_video(source)
     assert edited.frames.shape == original.frames.shape
@@ -164,7 +165,7 @@ def test_shipped_revise_tiny_edits_real_footage(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["missing", "corrupt-config", "corrupt-weights", "empty-instruction",
-                                  "not-a-folder", "bad-steps"])
+                                  "not-a-folder", "bad-steps", "bad-detail"])
 def test_edit_bad_inputs_are_one_line_errors(case, trained, data, tmp_path, capsys):
     import shutil
 
@@ -175,7 +176,8 @@ def test_edit_bad_inputs_are_one_line_errors(case, trained, data, tmp_path, caps
     instruction, extra = "What if the ball were blue?", []
     expected = {"missing": "checkpoint not found", "corrupt-config": "generator/config.json: invalid JSON",
                 "corrupt-weights": "unreadable safetensors", "empty-instruction": "the instruction is empty",
-                "not-a-folder": "a checkpoint is a folder", "bad-steps": "--steps must be >= 1"}[case]
+                "not-a-folder": "a checkpoint is a folder", "bad-steps": "--steps must be >= 1",
+                "bad-detail": "--detail must be a finite number >= 0"}[case]
     if case == "missing":
         model = tmp_path / "nowhere"
     elif case == "corrupt-config":
@@ -188,6 +190,8 @@ def test_edit_bad_inputs_are_one_line_errors(case, trained, data, tmp_path, caps
         model = model / "revise.json"
     elif case == "bad-steps":
         extra = ["--steps", "0"]
+    elif case == "bad-detail":
+        extra = ["--detail", "-0.5"]
     rc, _, err = _cli(capsys, "edit", "--model", str(model), "--video", str(source), "--instruction", instruction,
                       "-o", str(tmp_path / "o.mp4"), *extra)
     assert rc == 2
@@ -204,15 +208,19 @@ def test_revise_tiny_bench_editor_runs_and_fails_one_corrupt_sample(trained, tmp
                                 dimensions=["rave/causal", "icvg/camera", "rave/spatial"])
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]
     (bench / rows[0]["source"]).write_bytes(b"this is not an mp4")
-    result = run_bench(manifest, tmp_path / "run", editor="revise-tiny", editor_options={"model": str(out)},
-                       judges=["gt"], progress=False, report=False)
+    result = run_bench(manifest, tmp_path / "run", editor="revise-tiny",
+                       editor_options={"model": str(out), "detail": 0.2}, judges=["gt"], progress=False, report=False)
     results = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
     assert len(results) == 3
     failed = [r for r in results if r.get("error")]
     assert len(failed) == 1 and rows[0]["id"] in failed[0]["error"]
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["editor"]["editor"] == "revise-tiny" and len(run["editor"]["weights_sha256"]["generator"]) == 64
+    assert run["editor"]["detail"] == 0.2
     assert result.summary
+    with pytest.raises(ConfigError, match="detail must be >= 0"):
+        run_bench(manifest, tmp_path / "run2", editor="revise-tiny", editor_options={"model": str(out), "detail": -1},
+                  judges=["gt"], progress=False, report=False)
 
 
 def test_time_budget_ends_with_a_usable_checkpoint(data, tmp_path):

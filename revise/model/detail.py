@@ -9,7 +9,8 @@ way: the source at that time, the source's first frame and its last frame (conti
 frame's scene, "what came before" edits the first's). Where the closest candidate differs from the edit by
 ``err`` (the largest channel difference, on [0, 1]), that candidate's high frequencies (the candidate at
 full size minus the candidate shrunk and grown back) are added with the weight
-``max(0, 1 - err / threshold)``. Where the edit is the source, the result is the source at full
+``max(0, 1 - err / threshold)``, eroded to the smallest weight in each 3x3 neighbourhood (at model
+resolution) so that restored edges never bleed into a changed region. Where the edit is the source, the result is the source at full
 resolution; where the edit changed the picture (a moved ball, a darkened room beyond ``threshold``) it is
 the plain upsampled edit; in between the detail fades out. ``threshold <= 0`` turns it off.
 """
@@ -19,6 +20,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..video import resize_frames, to_float, to_uint8
+
+
+def _erode(weights: np.ndarray) -> np.ndarray:
+    """Each pixel's weight becomes the smallest in its 3x3 neighbourhood (frame by frame): detail comes back
+    only where the whole neighbourhood agrees, so the bilinear upsampling of the weights cannot bleed the
+    source's sharp edges into a region the edit changed (a removed ball would reappear as a crisp rim)."""
+    import cv2
+
+    kernel = np.ones((3, 3), np.uint8)
+    return np.stack([cv2.erode(w, kernel, borderType=cv2.BORDER_REPLICATE) for w in weights])
 
 
 def transfer_detail(edit: np.ndarray, source: np.ndarray, threshold: float) -> np.ndarray:
@@ -39,7 +50,8 @@ def transfer_detail(edit: np.ndarray, source: np.ndarray, threshold: float) -> n
     for frames in (full, full[:1], full[-1:]):  # the source, its first and its last frame (broadcast over time)
         small = resize_frames(frames, h, w)
         details.append(frames - resize_frames(small, height, width))
-        weights.append(np.clip(1.0 - np.abs(edit - small).max(axis=-1) / threshold, 0.0, 1.0))
+        agree = np.clip(1.0 - np.abs(edit - small).max(axis=-1) / threshold, 0.0, 1.0).astype(np.float32)
+        weights.append(_erode(agree))
     weights = np.stack(np.broadcast_arrays(*weights))  # (3, T, h, w)
     best = weights.argmax(axis=0)
     for k, detail in enumerate(details):
