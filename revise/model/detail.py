@@ -10,9 +10,10 @@ frame's scene, "what came before" edits the first's). Where the closest candidat
 ``err`` (the largest channel difference, on [0, 1]), that candidate's high frequencies (the candidate at
 full size minus the candidate shrunk and grown back) are added with the weight
 ``max(0, 1 - err / threshold)``, eroded to the smallest weight in each 3x3 neighbourhood (at model
-resolution) so that restored edges never bleed into a changed region. Where the edit is the source, the result is the source at full
-resolution; where the edit changed the picture (a moved ball, a darkened room beyond ``threshold``) it is
-the plain upsampled edit; in between the detail fades out. ``threshold <= 0`` turns it off.
+resolution) so that restored edges never bleed into a changed region. Where the edit is the source, the
+result is the source at full resolution; where the edit changed the picture (a moved ball, a darkened room
+beyond ``threshold``) it is the plain upsampled edit; in between the detail fades out. ``threshold <= 0``
+turns it off.
 """
 
 from __future__ import annotations

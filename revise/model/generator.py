@@ -268,13 +268,19 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
                 vlm_mask = vlm_mask.unsqueeze(0) if vlm_mask.ndim == 1 else vlm_mask
         generator = torch.Generator(device="cpu").manual_seed(int(seed))
         x0 = sample(self, source, ids, vlm_hidden, vlm_mask, steps=steps, guidance=guidance, generator=generator)
+        return self.output_frames(x0[0], frames, detail)
+
+    def output_frames(self, video: torch.Tensor, source_frames: np.ndarray, detail: float | None = None) -> np.ndarray:
+        """A clean estimate ``(3, T, h, w)`` in [-1, 1] at the model's size -> uint8 at the source's length and
+        size, as :meth:`generate` returns it: nearest in time, bilinear in space, then, with ``detail`` > 0
+        (default: the config's ``default_detail``), :func:`~revise.model.detail.transfer_detail`."""
         detail = float(self.config.default_detail if detail is None else detail)
-        if detail < 0:
+        if not detail >= 0:
             raise ValueError(f"detail must be >= 0, got {detail}")
         if detail == 0:
-            return self.tensor_to_frames(x0[0], *frames.shape[:3])
-        small = ((x0[0].detach().float().clamp(-1, 1) + 1) / 2).permute(1, 2, 3, 0).cpu().numpy()
-        return transfer_detail(match_length(small, frames.shape[0]), frames, detail)
+            return self.tensor_to_frames(video, *source_frames.shape[:3])
+        small = ((video.detach().float().clamp(-1, 1) + 1) / 2).permute(1, 2, 3, 0).cpu().numpy()
+        return transfer_detail(match_length(small, source_frames.shape[0]), source_frames, detail)
 
 
 def as_uint8_frames(frames) -> np.ndarray:

@@ -168,8 +168,8 @@ class _CriticTrainer(_Trainer):
             for n, i in enumerate(index):
                 s = self.bank.samples[i]
                 src, tgt = read_video(s.source), read_video(s.target)
-                full = gen.tensor_to_frames(torch.from_numpy(edits[n]).permute(3, 0, 1, 2).float() / 127.5 - 1.0,
-                                            *src.frames.shape[:3])  # as `revise edit` returns it
+                full = gen.output_frames(torch.from_numpy(edits[n]).permute(3, 0, 1, 2).float() / 127.5 - 1.0,
+                                         src.frames)  # as `revise edit` returns it (detail transfer included)
                 verdict = judge.score(JudgeInput(s, src, Video(full, src.fps), tgt, ""))
                 passed.append(bool(verdict.passed))
                 reasoning.append(float(verdict.reasoning))
