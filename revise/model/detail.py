@@ -41,7 +41,7 @@ def transfer_detail(edit: np.ndarray, source: np.ndarray, threshold: float) -> n
     if edit.ndim != 4 or source.ndim != 4 or edit.shape[0] != source.shape[0] or edit.shape[3] != source.shape[3]:
         raise ValueError(f"edit {edit.shape} and source {source.shape} must be (T, h, w, 3) and (T, H, W, 3) "
                          "with the same T")
-    t, height, width = source.shape[:3]
+    height, width = source.shape[1:3]
     h, w = edit.shape[1:3]
     out = resize_frames(edit, height, width)
     if threshold <= 0 or (h, w) == (height, width):
