@@ -40,6 +40,8 @@ from ..errors import ConfigError
 STAGES = ("vlm", "generator")
 STATE_DIR = "state"
 CSV_FIELDS = ("stage", "step", "global_step", "seconds", "lr", "loss", "detail")
+PLAN_WINDOW = 5  # the time-budget plan's recent speed: over the last 5 logging intervals (250 steps at log_every 50)
+PLAN_RESERVE = 0.03  # and the share of a stage's budget it leaves unplanned, for the final saves
 
 
 @dataclass
@@ -738,30 +740,33 @@ class _Trainer:
     def plan(self, stage: str, asked: int, step: int, stage_started: float, step_at_start: int) -> int:
         """The stage's step count: ``asked``, or what fits the time budget.
 
-        With a budget the first estimate comes after ``calibration_steps`` timed steps; it is then revised
-        (only ever downwards) at every logging step from the speed since the previous revision, so a machine
-        that slows down still ends the stage, with its learning-rate schedule completed, inside the budget.
+        With a budget the first estimate comes after ``calibration_steps`` timed steps; it is then revised at
+        every logging step, up or down (never above ``asked``, leaving :data:`PLAN_RESERVE` of the stage's
+        budget), from the slower of two speeds: the mean since the stage began and the mean over the last
+        :data:`PLAN_WINDOW` revisions, so a machine that slows down still ends the stage, with its
+        learning-rate schedule completed, inside the budget, while one slow interval (a checkpoint write, a
+        busy moment) costs little. (A plan revised only downwards from each interval's speed keeps the
+        slowest interval seen; a 55-minute run once lost 7 minutes that way: benchmarks/replay_budget_plan.py.)
         """
         budget = self.stage_budget(stage)
+        timed = step - step_at_start
         if stage in self.meta["planned"]:
-            planned = int(self.meta["planned"][stage])
-            mark = getattr(self, "_speed_mark", None)
-            if budget is None or mark is None or mark[0] != stage or step % self.cfg.log_every or step <= mark[2]:
-                return planned
-            per_step = (time.perf_counter() - mark[1]) / (step - mark[2])
-            self._speed_mark = (stage, time.perf_counter(), step)
-            fit = int(self.agree(int(step + max(0.0, budget) / per_step * 0.97)))
-            self.meta["planned"][stage] = max(step + 1, min(planned, fit))
-            return int(self.meta["planned"][stage])
-        if budget is None:
+            if budget is None or step % self.cfg.log_every or timed < self.cfg.calibration_steps:
+                return int(self.meta["planned"][stage])
+        elif budget is None:
             self.meta["planned"][stage] = asked
             return asked
-        if step - step_at_start < self.cfg.calibration_steps:
+        elif timed < self.cfg.calibration_steps:
             return asked
-        per_step = (time.perf_counter() - stage_started) / (step - step_at_start)
-        fit = int(self.agree(int(step + max(0.0, budget) / per_step * 0.97)))
-        self.meta["planned"][stage] = max(step + 1, min(asked, fit))
-        self._speed_mark = (stage, time.perf_counter(), step)
+        now = time.perf_counter()
+        marks = self._plan_marks = [m for m in getattr(self, "_plan_marks", []) if m[0] == (stage, stage_started)]
+        recent = marks[-PLAN_WINDOW] if len(marks) >= PLAN_WINDOW else ((stage, stage_started), stage_started,
+                                                                           step_at_start)
+        marks.append(((stage, stage_started), now, step))
+        per_step = max((now - stage_started) / timed, (now - recent[1]) / (step - recent[2]))
+        spare = max(0.0, budget) - PLAN_RESERVE * (now - stage_started + max(0.0, budget))
+        fit = int(self.agree(int(step + max(0.0, spare) / per_step)))
+        self.meta["planned"][stage] = min(asked, max(step + 1, fit))  # at least the step under way, at most asked
         return int(self.meta["planned"][stage])
 
     def checkpoint(self, stage: str, modules: dict, optimizer, generators: dict, step: int) -> None:
