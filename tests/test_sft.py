@@ -137,6 +137,30 @@ def test_train_refuses_bad_folders_and_changed_settings(trained, data, tmp_path)
         toy_config(stages=("vlm", "critic"))
 
 
+def test_dimension_weights_set_how_often_each_dimension_is_drawn(data, tmp_path, capsys):
+    from revise.model.vlm_data import load_frames
+    from revise.train.sft import sample_weights
+
+    samples = load_frames(data / "manifest.jsonl", size=32, frames=16).samples
+    assert sample_weights(samples, {}) is None  # uniform draws: runs without weights are unchanged
+    weights = sample_weights(samples, {"rave/commonsense": 3, "icvg/emotional": 0.5})
+    keys = [f"{s.subset}/{s.dimension}" for s in samples]
+    assert [float(w) for w in weights] == [3.0 if k == "rave/commonsense" else 0.5 if k == "icvg/emotional"
+                                           else 1.0 for k in keys]
+    draws = torch.multinomial(weights, 20000, replacement=True, generator=torch.Generator().manual_seed(0))
+    share = np.bincount(draws.numpy(), minlength=len(keys)) / 20000
+    expected = weights.numpy() / weights.numpy().sum()
+    assert np.abs(share - expected).max() < 0.02, (share, expected)
+    with pytest.raises(ConfigError, match=r"does not have"):
+        sample_weights(samples, {"rave/comonsense": 2})
+    for bad, why in (('{"commonsense": 2}', "subset/dimension"), ('{"rave/commonsense": 0}', "> 0"),
+                     ('{"rave/commonsense": "2"}', "> 0"), ('{"rave/spatial": 2, "icvg/nope": 1}', "does not have")):
+        rc, _, err = _cli(capsys, "train", "sft", "--data", str(data), "--out", str(tmp_path / "o"), "--vlm-steps",
+                          "1", "--gen-steps", "1", "--dimension-weights", bad)
+        assert rc not in (0, None) and why in err and len(err.strip().splitlines()) == 1, (bad, err)
+        assert "Traceback" not in err
+
+
 def _cli(capsys, *argv) -> tuple[int, str, str]:
     rc = cli_main(list(argv))
     captured = capsys.readouterr()
@@ -261,7 +285,7 @@ def test_time_budget_ends_with_a_usable_checkpoint(data, tmp_path):
     started = time.perf_counter()
     result = train_sft(data, tmp_path / "budget", toy_config(vlm_steps=100000, gen_steps=100000,
                                                              max_minutes=budget_s / 60, checkpoint_every=10000,
-                                                             log_every=5),
+                                                             log_every=5, dimension_weights={"rave/causal": 2}),
                        progress=False)
     took = time.perf_counter() - started
     assert result.finished

@@ -74,6 +74,9 @@ def sft(
                                              "(the paper's L_FM); see docs/model-generator.md. Default x0; velocity "
                                              "(Wan's own) with --config."),
     change_weight: float = typer.Option(0.0, "--change-weight", help="Extra loss weight on pixels the edit changes."),
+    dimension_weights: Optional[str] = typer.Option(None, "--dimension-weights", help="JSON: how often the "
+                                                    "generator stage draws each 'subset/dimension' relative to the "
+                                                    "rest (1), e.g. '{\"rave/commonsense\": 2}'."),
     vlm_share: float = typer.Option(0.4, "--vlm-share", help="Share of --max-minutes given to the VLM stage."),
     vlm_config: Optional[str] = typer.Option(None, "--vlm-config", help="JSON overrides of the VLM config."),
     generator_config: Optional[str] = typer.Option(None, "--generator-config", help="JSON overrides of the "
@@ -97,7 +100,8 @@ def sft(
         _refuse_options("with --config (pretrained parts)", {
             "--stages": (stages, "vlm,generator"), "--vlm-steps": (vlm_steps, 3000),
             "--vlm-batch-size": (vlm_batch_size, 32), "--vlm-lr": (vlm_lr, 1e-3), "--vlm-warmup": (vlm_warmup, 100),
-            "--change-weight": (change_weight, 0.0), "--vlm-share": (vlm_share, 0.4),
+            "--change-weight": (change_weight, 0.0), "--dimension-weights": (dimension_weights, None),
+            "--vlm-share": (vlm_share, 0.4),
             "--vlm-config": (vlm_config, None), "--generator-config": (generator_config, None)})
         _run_scaled(config, data, out, None, resume, threads, recipe="sft", seed=seed, per_dimension=per_dimension,
                     steps=_or(gen_steps, 1000), batch_size=_or(gen_batch_size, 1), lr=_or(gen_lr, 1e-4),
@@ -115,8 +119,9 @@ def sft(
                        vlm_config=_json_option(vlm_config, "--vlm-config"), gen_steps=_or(gen_steps, 1500),
                        gen_batch_size=_or(gen_batch_size, 8), gen_lr=_or(gen_lr, 5e-4), gen_warmup=_or(gen_warmup, 100),
                        loss_space=_or(loss_space, "x0"),
-                       change_weight=change_weight, generator_config=_json_option(generator_config,
-                                                                                   "--generator-config"),
+                       change_weight=change_weight,
+                       dimension_weights=_json_option(dimension_weights, "--dimension-weights"),
+                       generator_config=_json_option(generator_config, "--generator-config"),
                        max_minutes=max_minutes, vlm_share=vlm_share, checkpoint_every=checkpoint_every,
                        log_every=log_every)
     result = train_sft(data, out, config, resume=resume, threads=threads)

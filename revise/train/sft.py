@@ -65,6 +65,7 @@ class SFTConfig:
     gen_warmup: int = 100
     loss_space: str = "x0"
     change_weight: float = 0.0
+    dimension_weights: dict = field(default_factory=dict)  # "subset/dimension" -> sampling weight (others 1)
     generator_config: dict = field(default_factory=dict)
     # bookkeeping
     max_minutes: float | None = None
@@ -88,6 +89,14 @@ class SFTConfig:
             raise ConfigError(f"sft config: max_minutes must be > 0, got {self.max_minutes}")
         if not 0 < self.vlm_share < 1:
             raise ConfigError(f"sft config: vlm_share must be in (0, 1), got {self.vlm_share}")
+        if not isinstance(self.dimension_weights, dict):
+            raise ConfigError(f"sft config: dimension_weights must be a JSON object, got {self.dimension_weights!r}")
+        for key, value in self.dimension_weights.items():
+            if not isinstance(key, str) or key.count("/") != 1:
+                raise ConfigError(f"sft config: dimension_weights keys are 'subset/dimension' (e.g. "
+                                  f"'rave/commonsense'), got {key!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise ConfigError(f"sft config: dimension_weights[{key!r}] must be a number > 0, got {value!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -125,6 +134,21 @@ def ensure_train_data(data: str | os.PathLike, *, per_dimension: int, seed: int,
     generate_dataset(data, per_dimension=per_dimension, seed=seed, split="train", workers=min(2, os.cpu_count() or 1),
                      progress=progress)
     return manifest
+
+
+def sample_weights(samples, dimension_weights: dict):
+    """Per-sample drawing weights for the generator's batches from ``{"subset/dimension": weight}`` (every other
+    dimension 1), or None when there are none (plain uniform draws). A key no sample has is a ConfigError."""
+    if not dimension_weights:
+        return None
+    import torch
+
+    keys = [f"{s.subset}/{s.dimension}" for s in samples]
+    unknown = sorted(set(dimension_weights) - set(keys))
+    if unknown:
+        raise ConfigError(f"sft config: dimension_weights names {unknown}, which the training data does not have "
+                          f"(it has {sorted(set(keys))})")
+    return torch.tensor([float(dimension_weights.get(k, 1.0)) for k in keys], dtype=torch.float64)
 
 
 def lr_scale(step: int, total: int, warmup: int) -> float:
@@ -726,6 +750,7 @@ class _Trainer:
         from ..provenance import base_provenance
 
         self.bank = self.load_bank(self.begin(), 32)
+        sample_weights(self.bank.samples, self.cfg.dimension_weights)  # a key the data lacks fails before stage 1
         finished = True
         for stage in self.cfg.stages:
             if stage in self.meta["done"]:
@@ -958,6 +983,7 @@ class _Trainer:
                            for s in self.bank.samples])
         source = torch.from_numpy(self.bank.source).permute(0, 4, 1, 2, 3)  # (N, 3, T, H, W) uint8
         target = torch.from_numpy(self.bank.target).permute(0, 4, 1, 2, 3)
+        weights = sample_weights(self.bank.samples, cfg.dimension_weights)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.gen_lr, weight_decay=0.01, betas=(0.9, 0.99))
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + 17 + acc.process_index)
         step = self.restore("generator", {"generator": model}, optimizer, {"data": gen})
@@ -974,7 +1000,10 @@ class _Trainer:
             lr = cfg.gen_lr * lr_scale(i, total, cfg.gen_warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            idx = torch.randint(0, len(source), (cfg.gen_batch_size,), generator=gen)
+            if weights is None:
+                idx = torch.randint(0, len(source), (cfg.gen_batch_size,), generator=gen)
+            else:
+                idx = torch.multinomial(weights, cfg.gen_batch_size, replacement=True, generator=gen)
             batch = {"source": unit(source[idx]), "target": unit(target[idx]), "text_ids": ids[idx].to(dev),
                      "vlm_hidden": hidden[idx].to(dev), "vlm_mask": masks[idx].to(dev)}
             loss, _ = flow_matching_loss(wrapped, batch, gen, change_weight=cfg.change_weight,
