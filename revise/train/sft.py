@@ -190,13 +190,16 @@ def train_sft(data: str | os.PathLike, out_dir: str | os.PathLike, config: SFTCo
     config = config or SFTConfig()
     out = Path(out_dir)
     return run_in_folder(out, "sft_config.json", config.to_dict(), resume, threads,
-                         lambda: _Trainer(Path(data), out, config, resume, progress).run())
+                         lambda: _Trainer(Path(data), out, config, resume, progress).run(),
+                         defaults=SFTConfig().to_dict())
 
 
-def run_in_folder(out: Path, config_name: str, record: dict, resume: bool, threads: int | None, run):
+def run_in_folder(out: Path, config_name: str, record: dict, resume: bool, threads: int | None, run, *,
+                  defaults: dict | None = None):
     """The shared start of every trainer: check ``out`` (empty for a new run; for ``resume``, a state to
-    resume and exactly the settings ``record`` saved in ``out/config_name``), write ``record`` there
-    (rank 0), then ``run()`` with ``threads`` torch threads. Every rank checks before rank 0 writes."""
+    resume and exactly the settings ``record`` saved in ``out/config_name``; a setting the saved record
+    lacks, because it was added in a later version, counts as its value in ``defaults``), write ``record``
+    there (rank 0), then ``run()`` with ``threads`` torch threads. Every rank checks before rank 0 writes."""
     import torch
 
     saved = out / config_name
@@ -208,6 +211,7 @@ def run_in_folder(out: Path, config_name: str, record: dict, resume: bool, threa
             before = json.loads(saved.read_text())
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{saved}: unreadable ({exc})") from None
+        before = {**{k: v for k, v in (defaults or {}).items() if k in record}, **before}
         if before != record:
             changed = sorted(k for k in set(before) | set(record) if before.get(k) != record.get(k))
             raise ConfigError(f"{out}: --resume with changed settings {changed}; use the original ones or a new folder")
