@@ -250,6 +250,26 @@ def test_revise_tiny_bench_editor_runs_and_fails_one_corrupt_sample(trained, tmp
                   judges=["gt"], progress=False, report=False)
 
 
+def test_checkpoint_provenance_is_the_code_the_run_started_with(data, tmp_path, monkeypatch):
+    """The tree may change while a long run trains (it did: a 56-minute run ended on a later commit); the
+    checkpoint names the commit it started from."""
+    import revise.provenance as provenance
+    import revise.train.sft as sft
+
+    training = []
+    original = sft._Trainer.train_vlm
+
+    def train_vlm(self):
+        training.append(True)  # from here on the tree "holds a later commit"
+        return original(self)
+
+    monkeypatch.setattr(sft._Trainer, "train_vlm", train_vlm)
+    monkeypatch.setattr(provenance, "git_commit", lambda: "committed-while-training" if training else "started-here")
+    train_sft(data, tmp_path / "ckpt", toy_config(vlm_steps=3, gen_steps=3, checkpoint_every=10), progress=False)
+    manifest = json.loads((tmp_path / "ckpt" / "revise.json").read_text())
+    assert manifest["provenance"]["git_commit"] == "started-here"
+
+
 def _simulate_plan(monkeypatch, cost, budget=100.0, asked=10**6):
     """Drive ``_Trainer.plan`` with a fake clock: step ``i`` takes ``cost(i)`` seconds. Returns (steps, seconds)."""
     import revise.train.sft as sft

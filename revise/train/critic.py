@@ -120,13 +120,14 @@ class _CriticTrainer(_Trainer):
         from ..provenance import base_provenance
 
         acc = self.accelerator
+        provenance = base_provenance()  # the code this run starts with, not what the tree holds when it ends
         self.bank = self.load_bank(self.begin(), 32)
         model = ReviseModel.from_pretrained(self.init)
         with acc.main_process_first():
             edits = self.failures(model)
         finished = self.train(model, edits)  # a finished stage restores its last state: write() needs it
         if finished and acc.is_main_process:
-            self.write(model, edits, base_provenance())
+            self.write(model, edits, provenance)
         return self.end(finished)
 
     # ---- 1 + 2: the generator's edits of train clips, labelled by the exact judge ----------------------

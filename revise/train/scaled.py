@@ -170,6 +170,7 @@ class _ScaledTrainer(_Trainer):
         from ..provenance import base_provenance
 
         cfg, acc = self.cfg, self.accelerator
+        provenance = base_provenance()  # the code this run starts with, not what the tree holds when it ends
         manifest = self.begin()
         self.samples = [s for s in load_manifest(manifest) if s.target is not None]
         if not self.samples:
@@ -186,7 +187,7 @@ class _ScaledTrainer(_Trainer):
             model.load_trainable(self.init / TRAINABLE_NAME)
         finished = self.train(model)  # a finished stage restores its last state: write() needs it
         if finished and acc.is_main_process:
-            self.write(model, base_provenance())
+            self.write(model, provenance)
         return self.end(finished)
 
     def batch(self, gen):

@@ -753,6 +753,7 @@ class _Trainer:
     def run(self) -> SFTResult:
         from ..provenance import base_provenance
 
+        provenance = base_provenance()  # the code this run starts with, not what the tree holds when it ends
         self.bank = self.load_bank(self.begin(), 32)
         sample_weights(self.bank.samples, self.cfg.dimension_weights)  # a key the data lacks fails before stage 1
         finished = True
@@ -763,7 +764,7 @@ class _Trainer:
             if not finished:
                 break
         if finished and self.accelerator.is_main_process:
-            self.write_model(base_provenance())
+            self.write_model(provenance)
         return self.end(finished)
 
     def plan(self, stage: str, asked: int, step: int, stage_started: float, step_at_start: int) -> int:

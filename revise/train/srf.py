@@ -124,11 +124,12 @@ class _SRFTrainer(_Trainer):
         from ..model.unified import ReviseModel
         from ..provenance import base_provenance
 
+        provenance = base_provenance()  # the code this run starts with, not what the tree holds when it ends
         self.bank = self.load_bank(self.begin(), 32)
         model = ReviseModel.from_pretrained(self.init)
         finished = self.train(model)  # a finished stage restores its last state (no steps): write() needs it
         if finished and self.accelerator.is_main_process:
-            self.write(model, base_provenance())
+            self.write(model, provenance)
         return self.end(finished)
 
     def train(self, unified) -> bool:
