@@ -16,8 +16,9 @@ run. Metrics go to ``OUT/metrics.csv`` and TensorBoard (``OUT/tensorboard``). Th
 
 ``max_minutes`` fits the run to a wall-clock budget and always ends with a usable checkpoint: each stage
 gets its share (``vlm_share``); after its first ``calibration_steps`` steps the stage's step count becomes
-what fits (never more than asked), is revised downwards at every logging step if the machine slows down
-(the learning-rate schedule then completes sooner), and a stage still running at the deadline ends there.
+what fits (never more than asked), is revised up or down at every logging step from the measured speed
+(:meth:`_Trainer.plan`; a machine that slows down gets a shorter schedule that still completes), and a
+stage still running at the deadline ends there.
 The plan is stored with the state, so a resumed run keeps it; exact resume is only promised without a
 budget (a budget makes the plan depend on wall time).
 """
