@@ -2,10 +2,10 @@
 
 Reads the run's ``metrics.csv`` (one row per logging step: stage, step, elapsed seconds), spreads each
 logging interval of the generator stage (the last stage, which gets the rest of the budget) evenly over its
-steps, and drives :meth:`revise.train.sft._Trainer.plan` with a
-clock that advances by those step times, as the training loop does (with the loop's deadline stop). It
-prints how many steps the stage ran and how many the current planner would have planned in the same
-budget, and the seconds each uses, so a change to the planner can be judged on real step times.
+steps, and runs the planner on them with :func:`revise.train.sft.replay_plan` (a simulated clock that
+advances by those step times, ending the stage as the training loop does). It prints how many steps the
+stage ran and how many the current planner would have planned in the same budget, and the seconds each
+uses, so a change to the planner can be judged on real step times.
 
     .venv/bin/python benchmarks/replay_budget_plan.py --metrics benchmarks/data/sft-metrics-previous-revise-tiny.csv \\
         --max-minutes 55
@@ -16,36 +16,10 @@ from __future__ import annotations
 import argparse
 import csv
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
-import revise.train.sft as sft
-
-
-def replay(step_seconds: np.ndarray, budget: float, log_every: int, calibration_steps: int = 10) -> dict:
-    """Drive the planner with a fake clock; step ``i`` takes ``step_seconds[i % len]`` seconds."""
-    clock = [0.0]
-    real = sft.time.perf_counter
-    sft.time.perf_counter = lambda: clock[0]
-    try:
-        fake = SimpleNamespace(cfg=SimpleNamespace(log_every=log_every, calibration_steps=calibration_steps),
-                               meta={"planned": {}}, agree=lambda value: value,
-                               stage_budget=lambda stage: budget - clock[0])
-        step, total = 0, sft._Trainer.plan(fake, "stage", 10**9, 0, 0.0, 0)
-        totals = []
-        while step < total:
-            clock[0] += float(step_seconds[step % len(step_seconds)])
-            step += 1
-            total = sft._Trainer.plan(fake, "stage", 10**9, step, 0.0, 0)
-            totals.append(total)
-            if clock[0] >= budget and step < total:  # the loop's deadline stop
-                break
-    finally:
-        sft.time.perf_counter = real
-    late = totals[len(totals) // 2:]
-    return {"steps": step, "seconds": clock[0], "plan_range_second_half": (min(late), max(late)),
-            "cut_by_deadline": step < total}
+from revise.train.sft import replay_plan
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,12 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     started = seconds[0] - log_every * per_step[0]  # the stage's first step, in run seconds
     budget = 60.0 * args.max_minutes - started
     ran = {"steps": int(steps[-1]), "seconds": float(seconds[-1] - started)}
-    new = replay(per_step, budget, log_every)
+    new = replay_plan(lambda i: per_step[i % len(per_step)], budget, log_every=log_every)
+    late = new["totals"][len(new["totals"]) // 2:]
     print(f"generator stage: budget {budget:.0f} s from its start at {started:.0f} s; "
           f"step time median {np.median(per_step):.3f} s, range {per_step.min():.3f}-{per_step.max():.3f} s")
     print(f"  the run:          {ran['steps']:>6} steps in {ran['seconds']:7.0f} s ({ran['seconds'] / budget:.1%} of the budget)")
     print(f"  current planner:  {new['steps']:>6} steps in {new['seconds']:7.0f} s ({new['seconds'] / budget:.1%} of the budget); "
-          f"plan in the second half {new['plan_range_second_half'][0]}-{new['plan_range_second_half'][1]}"
+          f"plan in the second half {min(late)}-{max(late)}"
           + ("; cut by the deadline before its schedule ended" if new["cut_by_deadline"] else "; schedule completed"))
     return 0
 

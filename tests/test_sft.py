@@ -270,35 +270,22 @@ def test_checkpoint_provenance_is_the_code_the_run_started_with(data, tmp_path, 
     assert manifest["provenance"]["git_commit"] == "started-here"
 
 
-def _simulate_plan(monkeypatch, cost, budget=100.0, asked=10**6):
-    """Drive ``_Trainer.plan`` with a fake clock: step ``i`` takes ``cost(i)`` seconds. Returns (steps, seconds)."""
-    import revise.train.sft as sft
-
-    clock = [0.0]
-    monkeypatch.setattr(sft.time, "perf_counter", lambda: clock[0])
-    fake = type("T", (), {})()
-    fake.cfg = type("C", (), {"log_every": 10, "calibration_steps": 10})()
-    fake.meta = {"planned": {}}
-    fake.agree = lambda value: value
-    fake.stage_budget = lambda stage: budget - clock[0]
-    step, total = 0, sft._Trainer.plan(fake, "generator", asked, 0, 0.0, 0)
-    while step < total and clock[0] < budget:  # the loop also ends a stage at its deadline
-        clock[0] += cost(step)
-        step += 1
-        total = sft._Trainer.plan(fake, "generator", asked, step, 0.0, 0)
-    return step, clock[0]
-
-
-def test_time_budget_plan_survives_a_slow_interval_and_follows_a_slowdown(monkeypatch):
+def test_time_budget_plan_survives_a_slow_interval_and_follows_a_slowdown():
     """The time-budget plan: one slow interval early on costs a few steps, not a fifth of the budget, and a
     machine that halves its speed still ends about on time."""
+    from revise.train.sft import replay_plan
+
+    def run(cost, asked=10**6):
+        result = replay_plan(cost, 100.0, log_every=10, asked=asked)
+        return result["steps"], result["seconds"]
+
     # 20 s go to ten slow steps; 80 steps fit. Keeping the slow interval's speed planned 46 steps (66 s).
-    steps, seconds = _simulate_plan(monkeypatch, lambda i: 3.0 if 20 <= i < 30 else 1.0)
+    steps, seconds = run(lambda i: 3.0 if 20 <= i < 30 else 1.0)
     assert 74 <= steps <= 80 and seconds <= 100.0, (steps, seconds)
     # The speed halves after 30 steps: 65 fit. At worst one step runs past the budget (the loop's deadline stop).
-    steps, seconds = _simulate_plan(monkeypatch, lambda i: 1.0 if i < 30 else 2.0)
+    steps, seconds = run(lambda i: 1.0 if i < 30 else 2.0)
     assert 60 <= steps <= 66 and seconds <= 102.0, (steps, seconds)
-    steps, seconds = _simulate_plan(monkeypatch, lambda i: 1.0, asked=50)
+    steps, seconds = run(lambda i: 1.0, asked=50)
     assert steps == 50 and seconds == 50.0  # never more than asked
 
 

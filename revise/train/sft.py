@@ -152,6 +152,26 @@ def sample_weights(samples, dimension_weights: dict):
     return torch.tensor([float(dimension_weights.get(k, 1.0)) for k in keys], dtype=torch.float64)
 
 
+def replay_plan(cost, budget: float, *, log_every: int, asked: int = 10**9, calibration_steps: int = 10) -> dict:
+    """Run the time-budget plan (:meth:`_Trainer.plan`) of one stage on a simulated clock: step ``i`` takes
+    ``cost(i)`` seconds, the stage has ``budget`` seconds, and it ends as the training loop ends it (its plan
+    done, or the deadline passed). Returns ``steps``, ``seconds``, the plan after every step (``totals``) and
+    ``cut_by_deadline``. For judging the planner on real step times (benchmarks/replay_budget_plan.py)."""
+    from types import SimpleNamespace
+
+    now = [0.0]
+    trainer = SimpleNamespace(cfg=SimpleNamespace(log_every=log_every, calibration_steps=calibration_steps),
+                              meta={"planned": {}}, agree=lambda value: value, clock=lambda: now[0],
+                              stage_budget=lambda stage: budget - now[0], _plan_marks=[])
+    step, total, totals = 0, _Trainer.plan(trainer, "stage", asked, 0, 0.0, 0), []
+    while step < total and now[0] < budget:
+        now[0] += float(cost(step))
+        step += 1
+        total = _Trainer.plan(trainer, "stage", asked, step, 0.0, 0)
+        totals.append(total)
+    return {"steps": step, "seconds": now[0], "totals": totals, "cut_by_deadline": step < total}
+
+
 def lr_scale(step: int, total: int, warmup: int) -> float:
     """Linear warm-up over ``warmup`` steps, then cosine decay to 5% at ``total``."""
     if step < warmup:
@@ -423,6 +443,8 @@ def _skeleton(model):
 
 
 class _Trainer:
+    clock = staticmethod(time.perf_counter)  # the time-budget plan's clock (replay_plan substitutes its own)
+
     def __init__(self, data: Path, out: Path, config: SFTConfig, resume: bool, progress: bool):
         import torch
         from accelerate import Accelerator
@@ -789,12 +811,11 @@ class _Trainer:
             return asked
         elif timed < self.cfg.calibration_steps:
             return asked
-        now = time.perf_counter()
-        marks = self._plan_marks = [m for m in getattr(self, "_plan_marks", []) if m[0] == (stage, stage_started)]
-        recent = marks[-PLAN_WINDOW] if len(marks) >= PLAN_WINDOW else ((stage, stage_started), stage_started,
-                                                                           step_at_start)
-        marks.append(((stage, stage_started), now, step))
-        per_step = max((now - stage_started) / timed, (now - recent[1]) / (step - recent[2]))
+        now = self.clock()
+        marks = self._plan_marks  # (time, step) of this stage's revisions; loop() starts it empty
+        recent = marks[-PLAN_WINDOW] if len(marks) >= PLAN_WINDOW else (stage_started, step_at_start)
+        marks.append((now, step))
+        per_step = max((now - stage_started) / timed, (now - recent[0]) / (step - recent[1]))
         spare = max(0.0, budget) - PLAN_RESERVE * (now - stage_started + max(0.0, budget))
         fit = int(self.agree(int(step + max(0.0, spare) / per_step)))
         self.meta["planned"][stage] = min(asked, max(step + 1, fit))  # at least the step under way, at most asked
@@ -847,7 +868,8 @@ class _Trainer:
 
         window: list[float] = []
         details: dict[str, list[float]] = {}
-        stage_started, step_at_start = time.perf_counter(), step
+        stage_started, step_at_start = self.clock(), step
+        self._plan_marks = []
         total = self.plan(stage, asked, step, stage_started, step_at_start)
         with self.progress_bar() as bar:
             task = bar.add_task(f"train {stage}", total=total, completed=step, info="")
