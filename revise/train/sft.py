@@ -778,7 +778,8 @@ class _Trainer:
 
         provenance = base_provenance()  # the code this run starts with, not what the tree holds when it ends
         self.bank = self.load_bank(self.begin(), 32)
-        sample_weights(self.bank.samples, self.cfg.dimension_weights)  # a key the data lacks fails before stage 1
+        # the generator's draw weights; a key the data lacks fails here, before stage 1
+        self.draw_weights = sample_weights(self.bank.samples, self.cfg.dimension_weights)
         finished = True
         for stage in self.cfg.stages:
             if stage in self.meta["done"]:
@@ -1011,7 +1012,6 @@ class _Trainer:
                            for s in self.bank.samples])
         source = torch.from_numpy(self.bank.source).permute(0, 4, 1, 2, 3)  # (N, 3, T, H, W) uint8
         target = torch.from_numpy(self.bank.target).permute(0, 4, 1, 2, 3)
-        weights = sample_weights(self.bank.samples, cfg.dimension_weights)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.gen_lr, weight_decay=0.01, betas=(0.9, 0.99))
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + 17 + acc.process_index)
         step = self.restore("generator", {"generator": model}, optimizer, {"data": gen})
@@ -1028,10 +1028,10 @@ class _Trainer:
             lr = cfg.gen_lr * lr_scale(i, total, cfg.gen_warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            if weights is None:
+            if self.draw_weights is None:
                 idx = torch.randint(0, len(source), (cfg.gen_batch_size,), generator=gen)
             else:
-                idx = torch.multinomial(weights, cfg.gen_batch_size, replacement=True, generator=gen)
+                idx = torch.multinomial(self.draw_weights, cfg.gen_batch_size, replacement=True, generator=gen)
             batch = {"source": unit(source[idx]), "target": unit(target[idx]), "text_ids": ids[idx].to(dev),
                      "vlm_hidden": hidden[idx].to(dev), "vlm_mask": masks[idx].to(dev)}
             loss, _ = flow_matching_loss(wrapped, batch, gen, change_weight=cfg.change_weight,
