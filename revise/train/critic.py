@@ -132,8 +132,9 @@ class _CriticTrainer(_Trainer):
 
     # ---- 1 + 2: the generator's edits of train clips, labelled by the exact judge ----------------------
     def failures(self, model) -> dict:
-        """``{"index", "edits" (n, T, 32, 32, 3) uint8, "passed", "reasoning"}`` from ``OUT/critic_data.npz``,
-        made first if missing (only by rank 0: the others wait in ``main_process_first``)."""
+        """``{"index", "edits" (n, T, S, S, 3) uint8 at the generator's size S, "passed", "reasoning"}`` from
+        ``OUT/critic_data.npz``, made first if missing (only by rank 0: the others wait in
+        ``main_process_first``)."""
         path = self.out / DATA_NAME
         if path.is_file():
             with np.load(path, allow_pickle=False) as data:
@@ -149,13 +150,14 @@ class _CriticTrainer(_Trainer):
         index = edit_subset(self.bank.samples, cfg.edits_per_dimension, cfg.seed)
         hidden, masks = self.vlm_features(model.vlm)
         gen = model.generator.eval()
+        frames = self.generator_bank(gen)  # the sources at the generator's size, as `revise edit` feeds it
         edits = []
         noise_rng = torch.Generator().manual_seed(cfg.seed * 7919 + 53)
         with self.progress_bar() as bar, torch.no_grad():
             task = bar.add_task("critic: generator edits", total=len(index), info="")
             for start in range(0, len(index), cfg.edit_batch_size):
                 rows = index[start:start + cfg.edit_batch_size]
-                source = torch.from_numpy(self.bank.source[rows]).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
+                source = torch.from_numpy(frames.source[rows]).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
                 ids = torch.stack([gen.pad_ids(model.text_ids(self.bank.samples[i].instruction))[0] for i in rows])
                 x0 = sample(gen, source, ids, hidden[rows], masks[rows], steps=cfg.edit_steps,
                             guidance=cfg.edit_guidance, generator=noise_rng)

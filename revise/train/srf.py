@@ -147,8 +147,9 @@ class _SRFTrainer(_Trainer):
         hidden, masks = self.vlm_features(vlm)
         ids = torch.stack([generator.pad_ids(unified.text_ids(s.instruction))[0] for s in self.bank.samples])
         instructions = [s.instruction for s in self.bank.samples]
-        source = torch.from_numpy(self.bank.source).permute(0, 4, 1, 2, 3)
-        target = torch.from_numpy(self.bank.target).permute(0, 4, 1, 2, 3)
+        frames = self.generator_bank(generator)  # at the generator's size; the VLM's features from its own
+        source = torch.from_numpy(frames.source).permute(0, 4, 1, 2, 3)
+        target = torch.from_numpy(frames.target).permute(0, 4, 1, 2, 3)
         # the critic's Yes/No head: a separate copy of the two output rows, trainable only on request
         head = torch.nn.Parameter(vlm.yes_no_rows().detach().clone(),
                                   requires_grad=cfg.unfreeze_critic_head)
