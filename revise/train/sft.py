@@ -205,6 +205,33 @@ class _Logger:
         self.accelerator.log(scalars, step=row["global_step"])
 
 
+def check_generator_shape(shape) -> tuple[int, int, int]:
+    """``shape`` ``(T, H, W)`` if the trainers can feed a generator of that size (square 16-frame clips, as
+    the frame bank holds them), else a :class:`ConfigError`."""
+    frames, height, width = (int(v) for v in shape)
+    if frames != 16 or height != width:
+        raise ConfigError(f"the trainers feed the generator square 16-frame clips; its config asks for "
+                          f"{frames}x{height}x{width} (T x H x W)")
+    return frames, height, width
+
+
+def configured_generator_shape(options: dict) -> tuple[int, int, int]:
+    """The ``(T, H, W)`` a ``generator_config`` asks for (the generator's defaults where it is silent)."""
+    import inspect
+
+    from ..model.generator import ReviseGenerator
+
+    defaults = inspect.signature(ReviseGenerator.__init__).parameters
+    frames = options.get("num_frames", defaults["num_frames"].default)
+    size = options.get("sample_size", defaults["sample_size"].default)
+    try:
+        height, width = size
+        return int(frames), int(height), int(width)
+    except (TypeError, ValueError):
+        raise ConfigError(f"generator config: sample_size must be [height, width] and num_frames an integer, "
+                          f"got {size!r} and {frames!r}") from None
+
+
 def train_sft(data: str | os.PathLike, out_dir: str | os.PathLike, config: SFTConfig | None = None, *,
               resume: bool = False, threads: int | None = 1, progress: bool = True) -> SFTResult:
     """Run (or resume) SFT into ``out_dir``; see the module docstring. Returns what was done."""
@@ -762,10 +789,7 @@ class _Trainer:
         """The frame bank at the generator's size (``self.bank`` when it matches, else loaded once and kept):
         the generator trains on clips decoded straight to its resolution, while the VLM's features keep
         coming from the VLM's own-size frames, as at inference."""
-        frames, height, width = generator.video_shape
-        if frames != 16 or height != width:
-            raise ConfigError(f"the trainers feed the generator square 16-frame clips; its config asks for "
-                              f"{frames}x{height}x{width} (T x H x W)")
+        _, height, _ = check_generator_shape(generator.video_shape)
         if self.bank.size == height:
             return self.bank
         if height not in self._generator_banks:
@@ -792,6 +816,8 @@ class _Trainer:
         from ..provenance import base_provenance
 
         provenance = base_provenance()  # the code this run starts with, not what the tree holds when it ends
+        if "generator" in self.cfg.stages:  # a size the trainers cannot feed fails before stage 1
+            check_generator_shape(configured_generator_shape(self.cfg.generator_config))
         self.bank = self.load_bank(self.begin(), 32)
         # the generator's draw weights; a key the data lacks fails here, before stage 1
         self.draw_weights = sample_weights(self.bank.samples, self.cfg.dimension_weights)
