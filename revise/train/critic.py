@@ -197,8 +197,7 @@ class _CriticTrainer(_Trainer):
         cfg, acc = self.cfg, self.accelerator
         vlm = model.vlm
         k = vlm.config.frames
-        bank = self.bank if vlm.config.image_size == self.bank.size else self.load_bank(self.manifest,
-                                                                                     vlm.config.image_size)
+        bank = self.bank_at(vlm.config.image_size)
         for p in vlm.parameters():
             p.requires_grad_(False)
         judge_only = judge_only_parameters(vlm)
