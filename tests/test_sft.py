@@ -304,3 +304,34 @@ def test_time_budget_ends_with_a_usable_checkpoint(data, tmp_path):
     manifest = json.loads((tmp_path / "budget" / "revise.json").read_text())
     assert manifest["training"]["steps"] == result.steps
     ReviseModel.from_pretrained(tmp_path / "budget")
+
+
+def test_bf16_stages_autocast_only_the_stages_named(trained, data, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    out, _ = trained
+    run = tmp_path / "bf16"
+    result = train_sft(data, run, toy_config(bf16_stages=("generator",)), progress=False)
+    assert result.finished and result.steps == {"vlm": 60, "generator": 60}
+    # the VLM stage was not named: it ran in fp32, exactly as the fp32 run did
+    assert _losses(run, "vlm") == _losses(out, "vlm")
+    fp32_vlm, run_vlm = load_file(out / "vlm" / "model.safetensors"), load_file(run / "vlm" / "model.safetensors")
+    assert all(torch.equal(fp32_vlm[k], run_vlm[k]) for k in fp32_vlm)
+    # the generator's forward passes ran in bf16: the same weights and batch give a loss off in its last digits
+    fp32 = [float(loss) for _, _, loss in _losses(out, "generator")]
+    bf16 = [float(loss) for _, _, loss in _losses(run, "generator")]
+    assert fp32 != bf16
+    assert abs(bf16[0] - fp32[0]) / fp32[0] < 0.02, (fp32[0], bf16[0])
+    assert np.mean(bf16[-10:]) < 0.85 * np.mean(bf16[:10])
+    # weights, moments and checkpoint stay fp32
+    weights = load_file(run / "generator" / "diffusion_pytorch_model.safetensors")
+    state = load_file(run / "state" / "state.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.float32}
+    assert {t.dtype for t in state.values() if t.is_floating_point()} == {torch.float32}
+    assert json.loads((run / "sft_config.json").read_text())["bf16_stages"] == ["generator"]
+    model = ReviseModel.from_pretrained(run)
+    assert model.generator.dtype == torch.float32
+    for bad in ("painter", "generator,generator"):
+        rc, _, err = _cli(capsys, "train", "sft", "--data", str(data), "--out", str(tmp_path / "o"), "--vlm-steps",
+                          "1", "--gen-steps", "1", "--bf16", bad)
+        assert rc not in (0, None) and "bf16_stages" in err and len(err.strip().splitlines()) == 1, (bad, err)

@@ -59,8 +59,8 @@ def sft(
     per_dimension: int = typer.Option(150, "--per-dimension", help="Train samples per dimension when generating."),
     stages: str = typer.Option("vlm,generator", "--stages", help="Which stages to run, in order."),
     bf16: str = typer.Option("", "--bf16", help="Stages whose forward passes run under bf16 autocast, e.g. "
-                             "'generator' (fp32 weights, moments and checkpoints; about 1.3x faster generator steps "
-                             "on CPUs with AVX512-BF16, docs/training.md)."),
+                             "'generator' (fp32 weights, moments and checkpoints; 1.12-1.16x faster steps for a 64 px "
+                             "generator on this CPU, slower at 32 px: docs/training.md)."),
     vlm_steps: int = typer.Option(3000, "--vlm-steps", help="VLM steps (an upper bound with --max-minutes)."),
     gen_steps: Optional[int] = typer.Option(None, "--gen-steps", help="Generator steps (an upper bound with "
                                             "--max-minutes). Default 1500; 1000 with --config."),

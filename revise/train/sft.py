@@ -912,8 +912,8 @@ class _Trainer:
     def autocast(self, stage: str):
         """The context a stage's forward passes run in: bf16 autocast for a stage in ``bf16_stages`` (the
         weights, gradients, AdamW moments and checkpoints stay fp32; the backward pass runs outside it), else
-        nothing. On this CPU (AVX512-BF16) it makes the 64 px generator's steps about 1.3x faster
-        (``benchmarks/bench_generator_step.py``)."""
+        nothing. On this CPU (AVX512-BF16) it makes the 64 px generator's steps 1.12-1.16x faster and the
+        32 px one's slower (``benchmarks/bench_generator_step.py``, docs/training.md)."""
         import contextlib
 
         import torch
