@@ -1,6 +1,6 @@
 """Full-resolution detail transfer for a generator that works below the source's resolution.
 
-The tiny generator edits at its model resolution (32x32 for ``revise-tiny``); bilinear upsampling back to
+The tiny generator edits at its model resolution (64x64 for ``revise-tiny``); bilinear upsampling back to
 the source's size (128x128 for RVE-Sim) blurs every edge, including those of everything the edit left
 alone. :func:`transfer_detail` puts the source's own fine detail back where the edit agrees with it.
 
