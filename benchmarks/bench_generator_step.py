@@ -1,6 +1,6 @@
 """One generator training step in fp32 against the same step under bf16 autocast (``train sft --bf16
-generator``), side by side, at the shipped 32 px size and at 64 px (patches 2x8x8, source tokens 2x16x16:
-the same token counts).
+generator``), side by side, at 32 px (the default config) and at 64 px (patches 2x8x8, source tokens 2x16x16:
+the same token counts; the shipped ``revise-tiny``'s size).
 
 Each (size, precision) variant runs in its own fresh child process, with the trainer's own pieces: the
 generator prepared by an accelerate ``Accelerator`` on the CPU, the ``x0`` flow-matching loss, gradient

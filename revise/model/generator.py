@@ -15,7 +15,7 @@ what the instruction implies" a local computation; the source tokens in the cont
 Example::
 
     from revise.model.generator import ReviseGenerator
-    model = ReviseGenerator(vocab_size=512, vlm_dim=256)  # every other field at its default (the shipped size)
+    model = ReviseGenerator(vocab_size=512, vlm_dim=256)  # every other field at its default (32 px)
     frames = model.generate(source_uint8_t_h_w_3, [5, 17, 42], steps=12, guidance=2.0, seed=0)
     model.save_pretrained("ckpt/generator")           # config.json + diffusion_pytorch_model.safetensors
     model = ReviseGenerator.from_pretrained("ckpt/generator")
@@ -55,7 +55,9 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
     (right-padded with ``pad_token_id`` to ``max_text_len`` inside); VLM hidden states
     ``(B, L_vlm, vlm_dim)`` with an optional ``(B, L_vlm)`` bool mask, or None (null VLM tokens).
 
-    Config (the defaults are the shipped size, chosen for a 2-core CPU; see docs/model-generator.md):
+    Config (the defaults are a 32 px model sized for a 2-core CPU; the shipped ``revise-tiny`` turns on
+    ``anchor_frames`` and ``gated_skip`` and sets ``sample_size``, ``patch_size`` and ``source_patch_size``
+    for 64 px; see docs/model-generator.md):
 
     - denoiser: ``sample_size`` (H, W) and ``num_frames`` it works at; Wan's ``patch_size``, ``num_layers``,
       ``num_attention_heads`` x ``attention_head_dim``, ``ffn_dim``, ``freq_dim``;
