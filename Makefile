@@ -25,6 +25,9 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q -p no:cacheprovider
+	# the numerics-sensitive tests again on the kernels other x86-64 CPUs get (this one may have AVX-512)
+	ATEN_CPU_CAPABILITY=default $(PY) -m pytest -q -p no:cacheprovider -m numerics
+	ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 $(PY) -m pytest -q -p no:cacheprovider -m numerics
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

@@ -39,25 +39,31 @@ def load_benchtools():
 
 def measure(bench, out: Path, *, editor: str, judges: list[str], workers: int, limit: int | None) -> dict:
     from revise.bench import load_results, run_bench
-    from revise.bench import runner
+
+    from revise.video import io as video_io
 
     decoding = [0.0]
-    read_video = runner.read_video
+    decode = video_io.VideoReader._decode
 
-    def timed_read(*args, **kwargs):  # every video the harness decodes (sources, targets, predictions)
-        t0 = time.perf_counter()
-        try:
-            return read_video(*args, **kwargs)
-        finally:
+    def timed_decode(self, *args, **kwargs):  # every frame the harness decodes (check passes, loads, streams)
+        frames = decode(self, *args, **kwargs)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                item = next(frames)
+            except StopIteration:
+                decoding[0] += time.perf_counter() - t0
+                return
             decoding[0] += time.perf_counter() - t0
+            yield item
 
-    runner.read_video = timed_read
+    video_io.VideoReader._decode = timed_decode
     started = time.perf_counter()
     try:
         result = run_bench(bench, out, editor=editor, judges=judges, workers=workers, limit=limit, progress=False,
                            report=False)
     finally:
-        runner.read_video = read_video
+        video_io.VideoReader._decode = decode
     wall = time.perf_counter() - started
     rows = load_results(result.results_path)
     per_judge = {j: sum((r["judges"].get(j) or {}).get("seconds", 0.0) for r in rows) / max(1, len(rows))

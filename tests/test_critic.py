@@ -106,6 +106,7 @@ def test_critic_is_registered_and_resolves_both_layouts(vlm_dir, unified, tmp_pa
         assert "\n" not in str(info.value) and str(bad) in str(info.value)
 
 
+@pytest.mark.numerics
 def test_critic_scores_a_sample_as_documented(unified, vlm_dir, samples):
     judge = create_judge("critic", model=str(unified))
     assert judge._vlm is None  # lazy: nothing loaded before first use

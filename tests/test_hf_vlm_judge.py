@@ -96,6 +96,7 @@ def _item(bench: Path, index: int = 0, edited: Video | None = None) -> JudgeInpu
                       edited_sha256=f"sha-{sample.id}")
 
 
+@pytest.mark.numerics
 def test_resize_and_patches_follow_transformers():
     """smart_resize and the video patch layout agree with transformers' own (torchvision-free) code."""
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil

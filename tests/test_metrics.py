@@ -65,6 +65,7 @@ def test_psnr_of_a_known_error_level():
     assert psnr(half, target) == pytest.approx(20 * math.log10(255 / 10) + 10 * math.log10(2), abs=1e-9)
 
 
+@pytest.mark.numerics
 def test_psnr_matches_skimage_on_gaussian_noise():
     target = panning()
     preds = noisy(target, 10.0)
@@ -74,6 +75,7 @@ def test_psnr_matches_skimage_on_gaussian_noise():
     assert psnr(preds / 255.0, target / 255.0) == pytest.approx(expected, abs=1e-6)  # float input in [0, 1]
 
 
+@pytest.mark.numerics
 def test_ssim_of_flat_images_is_the_luminance_term():
     a = np.full((1, 20, 20, 3), 128, np.uint8)
     b = np.full((1, 20, 20, 3), 64, np.uint8)
@@ -84,6 +86,7 @@ def test_ssim_of_flat_images_is_the_luminance_term():
     assert ssim(b + 136, bright) == pytest.approx((2 * x * y + c1) / (x * x + y * y + c1), abs=1e-5)
 
 
+@pytest.mark.numerics
 def test_ssim_matches_skimage():
     target = panning(frames=3, size=40)
     preds = noisy(target, 25.0)
@@ -92,6 +95,7 @@ def test_ssim_matches_skimage():
     assert 0.2 < ssim(preds, target) < 0.95
 
 
+@pytest.mark.numerics
 def test_ssim_matches_torchmetrics_ssim_map_on_the_same_interior():
     torch = pytest.importorskip("torch")
     from torchmetrics.functional.image import structural_similarity_index_measure
@@ -141,6 +145,7 @@ def test_bad_frames_are_refused():
 
 # --- stateful classes -------------------------------------------------------------------------------
 
+@pytest.mark.numerics
 def test_psnr_and_ssim_classes_equal_the_function_over_the_concatenation():
     a, b = panning(frames=4, seed=1), panning(frames=6, seed=2)
     na, nb = noisy(a, 5.0, seed=3), noisy(b, 20.0, seed=4)
@@ -163,6 +168,7 @@ def test_psnr_and_ssim_classes_equal_the_function_over_the_concatenation():
         PSNR().merge(SSIM())
 
 
+@pytest.mark.numerics
 def test_masked_class_updates_pool_the_masked_pixels():
     a, b = panning(seed=1), panning(seed=2)
     na, nb = noisy(a, 5.0), noisy(b, 20.0)
@@ -175,6 +181,7 @@ def test_masked_class_updates_pool_the_masked_pixels():
     assert metric.compute() == pytest.approx(ssim(np.concatenate([na, nb]), np.concatenate([a, b]), mask=both), abs=1e-6)
 
 
+@pytest.mark.numerics
 def test_temporal_classes_pool_pairs_within_each_clip():
     a, b = panning(step=1, seed=1), noisy(panning(step=3, seed=2), 10.0)
     for cls, fn in ((TemporalSSIM, temporal_ssim), (WarpError, warp_error)):
@@ -208,6 +215,7 @@ def test_warp_error_is_low_for_smooth_motion_and_high_for_noise():
     assert temporal_ssim(noise) < 0.1 < temporal_ssim(moving)
 
 
+@pytest.mark.numerics
 def test_temporal_ssim_matches_skimage_on_consecutive_frames():
     clip = noisy(panning(frames=4, size=40, step=3), 8.0)
     expected = np.mean([sk_ssim(clip[t], clip[t + 1]) for t in range(len(clip) - 1)])

@@ -178,6 +178,7 @@ def test_seeded_edits_are_reproducible_and_cfg_runs(models, bench):
     assert editor.edit(odd, sample.instruction, context).frames.shape == odd.frames.shape
 
 
+@pytest.mark.numerics
 def test_prompt_encoding_matches_diffusers(models, monkeypatch):
     """The embeddings handed to the pipeline equal diffusers' own encode_prompt (ftfy stubbed in)."""
     import types

@@ -81,6 +81,7 @@ def test_judge_data_is_balanced_deterministic_and_truly_wrong(bank):
             assert not np.array_equal(clip_frames(bank, e.video2, 8), clip_frames(bank, Clip(e.video1.index), 8)), e
 
 
+@pytest.mark.numerics
 def test_prepare_video_layouts_and_sampling():
     rng = np.random.default_rng(0)
     clip = rng.integers(0, 256, (2, 8, 32, 32, 3), dtype=np.uint8)
@@ -131,6 +132,7 @@ def test_save_load_gives_identical_outputs(trained, bank, tmp_path):
         again.generate(src, [s.instruction for s in bank.samples[:2]])
 
 
+@pytest.mark.numerics
 def test_judge_gradient_reaches_candidate_pixels_only(tokenizer, bank):
     model = _model(tokenizer)
     for p in model.parameters():

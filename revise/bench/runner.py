@@ -69,7 +69,7 @@ from ..editors import EditContext, Editor, create_editor
 from ..errors import ConfigError, ReviseError, VideoError
 from ..judges import JUDGES, Judge, JudgeInput, JudgeResult, create_judge
 from ..provenance import base_provenance, file_hash
-from ..video import Video, match_length, read_video, write_video
+from ..video import Video, VideoFile, match_length, write_video
 from .aggregate import judge_outcome, summarize_run
 from .leaderboard import append_leaderboard, leaderboard_rows
 from .results import (LEADERBOARD_FILE, RESULTS_FILE, RUN_FILE, SUMMARY_FILE, VIDEOS_DIR, ResultsWriter,
@@ -309,9 +309,11 @@ class _Plan:
     editor_lock: threading.Lock
 
 
-def _load_video(path: Path, what: str) -> Video:
+def _load_video(path: Path, what: str) -> VideoFile:
+    """The video checked end to end (a decoding pass: a corrupt file fails the sample here) and left on disk:
+    judges that stream (``metrics``) read it chunk by chunk, the others load its frames once."""
     try:
-        return read_video(path)
+        return VideoFile(path)
     except VideoError as exc:
         raise _SampleFailure(f"{what}: {_one_line(exc)}") from None
 
@@ -384,6 +386,8 @@ def _evaluate(plan: _Plan, sample: Sample) -> dict:
                     output = plan.editor.edit(source, sample.instruction, context)
             except Exception as exc:  # an editor's crash is that sample's failure, not the run's
                 raise _SampleFailure(f"editor {plan.editor_label}: {_one_line(exc)}") from None
+            if isinstance(output, VideoFile):  # e.g. `copy` hands back the source it was given
+                output = Video(output.frames, output.fps)
             problem = _invalid_video(output)
             if problem:
                 raise _SampleFailure(f"editor {plan.editor_label}: {problem}")

@@ -257,12 +257,39 @@ def edit(
                                            "edit (at the model's resolution) differs from the source, or its held "
                                            "first or last frame, by less than this (on 0-1), that frame's fine "
                                            "detail is restored. 0 = plain upsampling; default: the checkpoint's."),
+    restore: Optional[float] = typer.Option(None, "--restore", help="Low-frequency restore: where the edit is "
+                                            "within this (on 0-1) of the source, or its held first or last frame, "
+                                            "the output is that frame itself (no patch seams over what the edit "
+                                            "left alone), fading out at twice it. 0 = off; default: the "
+                                            "checkpoint's (docs/seams.md)."),
+    overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace OUT if it exists (as ffmpeg -y does); "
+                                   "without it an existing OUT is an error. OUT may never be the input."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="A progress bar on stderr while the "
+                                  "frames are rendered and encoded."),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads of the model part (1 is fastest for "
+                                "revise-tiny; 0 = torch's default)."),
 ) -> None:
-    """Edit one video with the unified model."""
-    from ..model.unified import edit_file
+    """Edit one video with the unified model.
 
-    typer.echo(str(edit_file(model, video, instruction, out, steps=steps, guidance=guidance, seed=seed,
-                             reflect=reflect, detail=detail)))
+    The clip is streamed: any length and size in bounded memory (720p clips included); the output has the
+    source's frame rate, length and size. A clip that looks outside RVE-Sim's world gets a one-line
+    warning: revise-tiny only knows that world."""
+    import sys
+    import warnings
+
+    from ..model.unified import DomainWarning, edit_file
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DomainWarning)
+        path = edit_file(model, video, instruction, out, steps=steps, guidance=guidance, seed=seed, reflect=reflect,
+                         detail=detail, overwrite=overwrite, progress=progress and sys.stderr.isatty(),
+                         threads=threads or None, restore=restore)
+    for warning in caught:
+        if issubclass(warning.category, DomainWarning):
+            print(f"warning: {video}: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    typer.echo(str(path))
 
 
 def register_model_commands(app: typer.Typer) -> None:

@@ -4,7 +4,7 @@ Options (``--editor-option KEY=VALUE`` on ``revise bench run``): ``model`` (a ch
 ``revise train sft``, default the shipped ``revise-tiny``), ``steps`` and ``guidance`` (default: the
 checkpoint's), ``reflect`` (N > 1: the model's own VLM picks the best of N candidates), ``detail``
 (the full-resolution detail threshold, see :mod:`revise.model.detail`; default: the checkpoint's, 0 =
-off), ``threads`` (torch CPU threads while editing; default: leave torch's setting). The
+off), ``restore`` (the low-frequency restore threshold, same module; default: the checkpoint's, 0 = off), ``threads`` (torch CPU threads while editing; default: leave torch's setting). The
 sampling seed is the run's seed mixed with the sample id, so a rerun or a resumed run gives the same
 videos. The model is loaded once, on first use.
 """
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
+
+import numpy as np
 
 from ..errors import ConfigError, EditorError
 from ..video import Video
@@ -26,7 +28,8 @@ class UnifiedModelEditor(Editor):
     name = "revise-tiny"
 
     def __init__(self, model: str = "revise-tiny", steps: int | None = None, guidance: float | None = None,
-                 threads: int | None = None, reflect: int = 1, detail: float | None = None):
+                 threads: int | None = None, reflect: int = 1, detail: float | None = None,
+                 restore: float | None = None):
         from ..model.unified import resolve_checkpoint
 
         if steps is not None and int(steps) < 1:
@@ -44,6 +47,9 @@ class UnifiedModelEditor(Editor):
         if detail is not None and not float(detail) >= 0:
             raise ConfigError(f"editor revise-tiny: detail must be >= 0, got {detail}")
         self.detail = None if detail is None else float(detail)
+        if restore is not None and not float(restore) >= 0:
+            raise ConfigError(f"editor revise-tiny: restore must be >= 0, got {restore}")
+        self.restore = None if restore is None else float(restore)
         self._model = None
         self._lock = threading.Lock()
 
@@ -66,8 +72,12 @@ class UnifiedModelEditor(Editor):
             if self.threads:
                 torch.set_num_threads(self.threads)
             with self._lock:  # one edit at a time: the model is shared between judge worker threads
-                frames = model.edit(source.frames, instruction, steps=self.steps, guidance=self.guidance, seed=seed,
-                                    reflect=self.reflect, detail=self.detail)
+                # the source as a frame source: a VideoFile is read in two streaming passes, never whole
+                plan = model.plan_edit(source, instruction, steps=self.steps, guidance=self.guidance, seed=seed,
+                                       n=self.reflect, detail=self.detail, restore=self.restore)
+                frames = np.empty((source.num_frames, source.height, source.width, 3), np.uint8)
+                for start, chunk in plan.renderer.frames(source):
+                    frames[start:start + len(chunk)] = chunk
         except ValueError as exc:
             raise EditorError(f"sample {context.sample.id}: {exc}") from None
         finally:
@@ -84,7 +94,9 @@ class UnifiedModelEditor(Editor):
         return {"editor": self.name, "model": self.model_ref, "path": str(self.path), "weights_sha256": weights,
                 "steps": self.steps or int(gen.default_steps), "guidance": self.guidance if self.guidance is not None
                 else float(gen.default_guidance), "detail": self.detail if self.detail is not None
-                else float(gen.default_detail), "seed": "sha256(run seed | sample id)", "reflect": self.reflect,
+                else float(gen.default_detail), "restore": self.restore if self.restore is not None
+                else float(getattr(gen, "default_restore", 0.0)), "seed": "sha256(run seed | sample id)",
+                "reflect": self.reflect,
                 "training": training_chain(model.info.get("training"))}
 
 

@@ -18,7 +18,11 @@ SCORE_KEYS = ("reasoning", "consistency", "quality")
 
 @dataclass
 class JudgeInput:
-    """One sample to score: the manifest row, the decoded source, the edit and (if any) the target."""
+    """One sample to score: the manifest row, the source, the edit and (if any) the target.
+
+    The videos are :class:`~revise.video.Video` or, from the bench runner, :class:`~revise.video.VideoFile`
+    (checked, on disk): ``.frames`` decodes the clip once, ``.chunks(size)`` streams it in bounded memory
+    (what the ``metrics`` judge uses); both have ``num_frames``, ``height``, ``width`` and ``fps``."""
 
     sample: Sample
     source: Video

@@ -19,6 +19,13 @@ Against the target the edit is resampled to the target's length and size; agains
 source's. The preservation mask comes from the sample's RVE-Sim state file when it has one, else from
 where source and target agree; with neither (or an empty mask) the preservation keys are absent. The
 judge reads no file except the state JSON.
+
+Every value is computed in one pass over the three videos, chunk by chunk
+(:func:`revise.metrics.streaming.clip_metrics`): with videos the runner streams from disk
+(:class:`~revise.video.VideoFile`), memory does not grow with the clip's length. SSIM and the flow metrics
+work at Wang et al.'s downsampled resolution, ``f = max(1, round(min(H, W) / 256))``: RVE-Sim's 128 px clips
+are scored at full resolution, 720p at a third (``metrics-v2``; ``metrics-v1`` was full resolution at every
+size, the same values up to 383 px).
 """
 
 from __future__ import annotations
@@ -26,13 +33,16 @@ from __future__ import annotations
 import math
 
 from ..errors import JudgeError, ReviseError
-from ..metrics import PSNR_CAP, agreement_mask, load_state_json, psnr, ssim, state_mask, temporal_ssim, warp_error
+from ..metrics import PSNR_CAP, agreement_mask, load_state_json, state_mask
+from ..metrics.preservation import fit_mask
+from ..metrics.streaming import clip_metrics
 from ..metrics.temporal import FARNEBACK
 from ..metrics.vmaf import DEFAULT_TIMEOUT, vmaf_available
 from ..metrics.vmaf import vmaf as vmaf_score
+from ..video import time_indices
 from .base import Judge, JudgeInput, JudgeResult, register_judge
 
-VERSION = "metrics-v1"
+VERSION = "metrics-v2"
 
 
 @register_judge("metrics")
@@ -71,13 +81,15 @@ class MetricsJudge(Judge):
                                  f"{self.agreement_threshold:g}, dilation {self.agreement_dilate} px)",
             "alignment": "edit resampled to the reference's length (nearest frame) and size",
             "psnr_cap_db": PSNR_CAP, "ssim": "gaussian 11x11, sigma 1.5, RGB mean",
+            "working_resolution": "PSNR at full size; SSIM, temporal SSIM and flow after area-averaging f x f blocks, "
+                                  "f = max(1, round(min(H, W) / 256)) (Wang et al. 2004, ssim.m)",
             "flow": dict(FARNEBACK) if self.flow else None,
             "vmaf_model": "vmaf_v0.6.1" if self.vmaf else None,
         }
 
     def preservation_mask(self, item: JudgeInput):
         """The must-not-change mask in the source's shape, or None when there is no way to get one."""
-        shape = item.source.frames.shape[:3]
+        shape = (item.source.num_frames, item.source.height, item.source.width)
         if item.sample.state is not None:
             state = load_state_json(item.sample.state)
             return state_mask(state, margin=self.margin, shape=shape, where=str(item.sample.state))
@@ -86,24 +98,34 @@ class MetricsJudge(Judge):
                                   dilate=self.agreement_dilate)
         return None
 
+    def mask_chunks(self, item: JudgeInput):
+        """``mask_chunk(start, source_frames, target_frames)`` for :func:`~revise.metrics.streaming.clip_metrics`:
+        the slice of :meth:`preservation_mask` at those frames, computed chunk by chunk; None without a mask."""
+        height, width = item.source.height, item.source.width
+        if item.sample.state is not None:
+            native = state_mask(load_state_json(item.sample.state), margin=self.margin, where=str(item.sample.state))
+            times = time_indices(len(native), item.source.num_frames)
+
+            def from_state(start, source_frames, _target):
+                return fit_mask(native[times[start:start + len(source_frames)]], (len(source_frames), height, width))
+
+            return from_state
+        if item.target is not None:
+            def from_agreement(_start, source_frames, target_frames):
+                return agreement_mask(source_frames, target_frames, threshold=self.agreement_threshold,
+                                      dilate=self.agreement_dilate)
+
+            return from_agreement
+        return None
+
     def score(self, item: JudgeInput) -> JudgeResult:
-        edited = item.edited.frames
         values: dict[str, float] = {}
         try:
-            if item.target is not None:
-                target = item.target.frames
-                values["psnr_target"] = psnr(edited, target)
-                values["ssim_target"] = ssim(edited, target)
-                if self.vmaf:
-                    values["vmaf"] = vmaf_score(edited, target, fps=item.target.fps or 8.0, timeout=self.vmaf_timeout)
-            mask = self.preservation_mask(item)
-            if mask is not None and mask.any():
-                values["preservation_psnr"] = psnr(edited, item.source.frames, mask=mask)
-                values["preservation_ssim"] = ssim(edited, item.source.frames, mask=mask)
-            if self.temporal:
-                values["temporal_ssim"] = temporal_ssim(edited)
-            if self.flow:
-                values["warp_error"] = warp_error(edited)
+            values = clip_metrics(item.edited, target=item.target, source=item.source,
+                                  mask_chunk=self.mask_chunks(item), temporal=self.temporal, flow=self.flow)
+            if self.vmaf and item.target is not None:
+                values["vmaf"] = vmaf_score(item.edited.frames, item.target.frames, fps=item.target.fps or 8.0,
+                                            timeout=self.vmaf_timeout)
         except (ReviseError, ValueError) as exc:
             raise JudgeError(f"{item.sample.id}: metrics judge failed: {exc}") from exc
         metrics = {k: float(v) for k, v in values.items() if v is not None and math.isfinite(v)}

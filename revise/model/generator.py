@@ -32,7 +32,6 @@ from torch import nn
 from ..errors import ConfigError
 from ..video import match_length, resize_frames, to_uint8
 from .conditioning import ConditioningEncoder
-from .detail import transfer_detail
 from .flow import sample
 
 TIME_SCALE = 1000.0  # the Wan time embedding expects timesteps in [0, 1000]; flow time t lives in [0, 1]
@@ -71,7 +70,8 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
     - context: ``context_dim``, ``source_patch_size``, ``vlm_dim`` / ``num_vlm_queries`` / ``vlm_heads``
       (the VLM adapter), ``vocab_size`` / ``max_text_len`` / ``pad_token_id`` (the instruction);
     - training and sampling: ``cfg_drop_prob``, ``flow_shift``, ``logit_mean`` / ``logit_std`` (training
-      times), ``default_steps`` / ``default_guidance`` / ``default_detail`` (``generate``). They travel with the
+      times), ``default_steps`` / ``default_guidance`` / ``default_detail`` / ``default_restore`` (``generate``,
+      :mod:`revise.model.detail`). They travel with the
       checkpoint.
     """
 
@@ -83,7 +83,8 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
                  source_skip=True, scale_noisy_input=True, min_time=0.05, context_dim=128, source_patch_size=(2, 8, 8),
                  vlm_dim=256, num_vlm_queries=8, vlm_heads=4, vocab_size=1024, max_text_len=32, pad_token_id=0,
                  cfg_drop_prob=0.1, flow_shift=3.0, logit_mean=0.0, logit_std=1.0, default_steps=12,
-                 default_guidance=2.0, anchor_frames=False, gated_skip=False, default_detail=0.0):
+                 default_guidance=2.0, anchor_frames=False, gated_skip=False, default_detail=0.0,
+                 default_restore=0.0):
         super().__init__()
         video = (int(num_frames), *(int(s) for s in sample_size))
         _check_divisible("video size (T, H, W)", video, patch_size)
@@ -247,7 +248,7 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
     @torch.no_grad()
     def generate(self, source_frames, instruction_ids, vlm_hidden: torch.Tensor | None = None, *,
                  vlm_mask: torch.Tensor | None = None, steps: int | None = None, guidance: float | None = None,
-                 seed: int = 0, detail: float | None = None) -> np.ndarray:
+                 seed: int = 0, detail: float | None = None, restore: float | None = None) -> np.ndarray:
         """Edit one video: uint8 ``(T, H, W, 3)`` at the source's length and size.
 
         ``source_frames``: uint8 ``(T, H, W, 3)`` or float in [0, 1] of that shape. ``instruction_ids``:
@@ -259,7 +260,17 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
         0: plain bilinear upsampling). The same ``seed`` gives the same frames.
         """
         frames = as_uint8_frames(source_frames)
-        source = self.frames_to_tensor(frames)
+        x0 = self.clean_estimate(self.frames_to_tensor(frames), instruction_ids, vlm_hidden, vlm_mask=vlm_mask,
+                                 steps=steps, guidance=guidance, seed=seed)
+        return self.output_frames(x0, frames, detail, restore)
+
+    @torch.no_grad()
+    def clean_estimate(self, source: torch.Tensor, instruction_ids, vlm_hidden: torch.Tensor | None = None, *,
+                       vlm_mask: torch.Tensor | None = None, steps: int | None = None, guidance: float | None = None,
+                       seed: int = 0) -> torch.Tensor:
+        """The sampler's clean video ``(3, *video_shape)`` in [-1, 1] for a source from :meth:`frames_to_tensor`
+        (the arguments as in :meth:`generate`); :meth:`output_frames` or
+        :class:`~revise.model.stream.EditRenderer` turn it into frames at the source's size."""
         ids = self.pad_ids(instruction_ids, 1)
         if vlm_hidden is not None:
             vlm_hidden = torch.as_tensor(vlm_hidden, device=self.device, dtype=self.dtype)
@@ -269,20 +280,35 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
                 vlm_mask = torch.as_tensor(vlm_mask, device=self.device).bool()
                 vlm_mask = vlm_mask.unsqueeze(0) if vlm_mask.ndim == 1 else vlm_mask
         generator = torch.Generator(device="cpu").manual_seed(int(seed))
-        x0 = sample(self, source, ids, vlm_hidden, vlm_mask, steps=steps, guidance=guidance, generator=generator)
-        return self.output_frames(x0[0], frames, detail)
+        return sample(self, source, ids, vlm_hidden, vlm_mask, steps=steps, guidance=guidance, generator=generator)[0]
 
-    def output_frames(self, video: torch.Tensor, source_frames: np.ndarray, detail: float | None = None) -> np.ndarray:
-        """A clean estimate ``(3, T, h, w)`` in [-1, 1] at the model's size -> uint8 at the source's length and
-        size, as :meth:`generate` returns it: nearest in time, bilinear in space, then, with ``detail`` > 0
-        (default: the config's ``default_detail``), :func:`~revise.model.detail.transfer_detail`."""
+    def renderer(self, video: torch.Tensor, num_frames: int, height: int, width: int, first=None, last=None,
+                 detail: float | None = None, restore: float | None = None):
+        """An :class:`~revise.model.stream.EditRenderer` of a clean estimate (``detail`` / ``restore`` None: the
+        config's ``default_detail`` / ``default_restore``)."""
+        from .stream import EditRenderer
+
         detail = float(self.config.default_detail if detail is None else detail)
+        restore = float(getattr(self.config, "default_restore", 0.0) if restore is None else restore)
         if not detail >= 0:
             raise ValueError(f"detail must be >= 0, got {detail}")
-        if detail == 0:
-            return self.tensor_to_frames(video, *source_frames.shape[:3])
-        small = ((video.detach().float().clamp(-1, 1) + 1) / 2).permute(1, 2, 3, 0).cpu().numpy()
-        return transfer_detail(match_length(small, source_frames.shape[0]), source_frames, detail)
+        if not restore >= 0:
+            raise ValueError(f"restore must be >= 0, got {restore}")
+        return EditRenderer(video, num_frames, height, width, first, last, detail, restore)
+
+    def output_frames(self, video: torch.Tensor, source_frames: np.ndarray, detail: float | None = None,
+                      restore: float | None = None) -> np.ndarray:
+        """A clean estimate ``(3, T, h, w)`` in [-1, 1] at the model's size -> uint8 at the source's length and
+        size, as :meth:`generate` returns it: nearest in time, bilinear in space, then, with ``detail`` > 0
+        (default: the config's ``default_detail``), :func:`~revise.model.detail.transfer_detail`. Rendered
+        chunk by chunk (:class:`~revise.model.stream.EditRenderer`)."""
+        from .stream import ArrayFrames
+
+        renderer = self.renderer(video, *source_frames.shape[:3], source_frames[0], source_frames[-1], detail, restore)
+        out = np.empty((renderer.num_frames, renderer.height, renderer.width, 3), np.uint8)
+        for start, frames in renderer.frames(ArrayFrames(source_frames)):
+            out[start:start + len(frames)] = frames
+        return out
 
 
 def as_uint8_frames(frames) -> np.ndarray:

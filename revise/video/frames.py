@@ -54,6 +54,13 @@ def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
+def time_indices(num_frames: int, k: int) -> np.ndarray:
+    """The frames :func:`match_length` keeps to give ``k`` frames from a clip of ``num_frames`` (nearest)."""
+    if num_frames == k:
+        return np.arange(k)
+    return np.round(np.linspace(0, num_frames - 1, k)).astype(int)
+
+
 def match_length(frames: np.ndarray, num_frames: int) -> np.ndarray:
     """Resample a clip in time to exactly ``num_frames`` by nearest-frame indexing (uniform).
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -94,6 +95,17 @@ class Video:
     @property
     def duration(self) -> float:
         return self.num_frames / self.fps if self.fps else 0.0
+
+    def chunks(self, size: int):
+        """``(start index, frames[start:start + size])`` views, in order (what :meth:`VideoFile.chunks` streams)."""
+        if size < 1:
+            raise ValueError(f"chunk size must be >= 1, got {size}")
+        for start in range(0, self.num_frames, size):
+            yield start, self.frames[start:start + size]
+
+    def take(self, indices) -> dict[int, np.ndarray]:
+        """``{index: frame}`` for the valid ``indices`` (a frame source, :mod:`revise.model.stream`)."""
+        return {int(i): self.frames[int(i)] for i in set(int(i) for i in indices) if 0 <= int(i) < self.num_frames}
 
 
 @dataclass(frozen=True)
@@ -221,71 +233,205 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         container.close()
 
 
+class VideoReader:
+    """Stream the frames of one file in bounded memory, with every check of :func:`read_video`.
+
+    Opening reads only the container's header (fps, size, the declared frame count). Each pass over the
+    file (:meth:`frames`, :meth:`chunks`, :meth:`take`, :meth:`count`) decodes it again from the start, so
+    peak memory is one chunk, whatever the clip's length; a pass raises :class:`VideoError` naming the file
+    for a corrupt, truncated or oversized clip, exactly where :func:`read_video` would.
+    ``num_frames`` is the declared count until a pass has counted the frames (then the decoded count).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, limits: VideoLimits = DEFAULT_LIMITS):
+        self.path = Path(path)
+        self.limits = limits
+        container = _open(self.path, limits)
+        try:
+            stream = _video_stream(container)
+            ctx = stream.codec_context
+            self.width, self.height = int(ctx.width), int(ctx.height)
+            limits.check_size(self.path, self.width, self.height)
+            self.declared = int(stream.frames or 0)
+            limits.check_frames(self.path, self.declared, self.width, self.height)
+            fps = _stream_fps(stream)
+        finally:
+            container.close()
+        self.fps = fps if fps > 0 else DEFAULT_FPS
+        self._counted: int | None = None
+
+    @property
+    def num_frames(self) -> int:
+        """The decoded frame count once a pass has finished, else the container's (0: it declares none)."""
+        return self._counted if self._counted is not None else self.declared
+
+    def count(self) -> int:
+        """Decode the whole clip without converting a frame and return (and remember) its frame count."""
+        for _ in self._decode(convert=False):
+            pass
+        return int(self._counted)
+
+    def frames(self):
+        """Every frame, in order, as uint8 ``(H, W, 3)`` RGB."""
+        for _, rgb in self._decode():
+            yield rgb
+
+    def chunks(self, size: int):
+        """``(start index, uint8 (k, H, W, 3))`` blocks of at most ``size`` frames, in order."""
+        if size < 1:
+            raise ValueError(f"chunk size must be >= 1, got {size}")
+        block: list[np.ndarray] = []
+        start = 0
+        for index, rgb in self._decode():
+            block.append(rgb)
+            if len(block) == size:
+                yield start, np.stack(block)
+                start, block = index + 1, []
+        if block:
+            yield start, np.stack(block)
+
+    def take(self, indices) -> dict[int, np.ndarray]:
+        """One pass that keeps only the frames at ``indices`` (converted; the rest are decoded, not
+        converted): ``{index: uint8 (H, W, 3)}``. Indices past the end are absent from the result."""
+        wanted = {int(i) for i in indices}
+        kept: dict[int, np.ndarray] = {}
+        for index, rgb in self._decode(convert=lambda i: i in wanted):
+            if rgb is not None:
+                kept[index] = rgb
+        return kept
+
+    def read(self) -> Video:
+        """The whole clip in memory (what :func:`read_video` returns)."""
+        return read_video(self.path, limits=self.limits)
+
+    def _decode(self, convert=True):
+        """Yield ``(index, rgb or None)``; ``convert`` is a bool or a predicate of the index."""
+        import av
+        from av.video.reformatter import VideoReformatter
+
+        path, limits = self.path, self.limits
+        container = _open(path, limits)
+        count = 0
+        try:
+            stream = _video_stream(container)
+            ctx = stream.codec_context
+            width, height = int(ctx.width), int(ctx.height)
+            stream.thread_type = _decode_threads(width, height)
+            limits.check_size(path, width, height)
+            declared = int(stream.frames or 0)
+            limits.check_frames(path, declared, width, height)
+            fps = _stream_fps(stream)
+            # One converter for the whole clip: frame.to_ndarray(format=...) builds a fresh swscale
+            # context for every frame, which made the YUV->RGB step 4-6x slower.
+            reformatter = VideoReformatter()
+            last_end = None
+            try:
+                for frame in container.decode(stream):
+                    if (frame.width, frame.height) != (width, height):
+                        if count:
+                            raise VideoError(path, f"corrupt: the frame size changes from {width}x{height} to "
+                                                   f"{frame.width}x{frame.height} at frame {count}")
+                        width, height = frame.width, frame.height  # the codec context guessed wrong
+                        limits.check_size(path, width, height)
+                        self.width, self.height = width, height
+                    limits.check_frames(path, count + 1, width, height)
+                    wanted = convert(count) if callable(convert) else convert
+                    rgb = reformatter.reformat(frame, format="rgb24").to_ndarray() if wanted else None
+                    if frame.time is not None:
+                        last_end = frame.time + _frame_seconds(frame, fps)
+                    count += 1
+                    yield count - 1, rgb
+            except av.error.FFmpegError as exc:
+                raise VideoError(path, f"corrupt: decoding failed after {count} frame(s): {_short(exc)}") from None
+            expected_end = _declared_end(container, stream) if not declared else None
+        finally:
+            container.close()
+        if count == 0:
+            raise VideoError(path, "zero frames: the video stream holds no decodable frame")
+        if declared and count < declared:
+            raise VideoError(path, f"truncated: decoded {count} of the {declared} frames the container declares")
+        if expected_end is not None and last_end is not None and fps > 0 and last_end < expected_end - 1.5 / fps:
+            raise VideoError(path, f"truncated: frames stop at {last_end:.2f}s of the {expected_end:.2f}s the "
+                                   f"container declares")
+        self._counted = count
+
+
+class VideoFile:
+    """A video on disk that stands in for a :class:`Video`: frames decoded only when asked for.
+
+    Opening checks the whole file, so a corrupt or truncated file fails here with :func:`read_video`'s
+    one-line message. A clip whose declared frames fit in ``in_memory`` bytes of RGB (RVE-Sim's, say) is
+    simply decoded into memory then; a larger one is checked by a pass that decodes without converting a
+    frame, and :meth:`chunks` and :meth:`take` stream it from the file (memory: one chunk) until
+    :attr:`frames` is read, which decodes the whole clip into memory once (later calls use it).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, limits: VideoLimits = DEFAULT_LIMITS, in_memory: int = 64 << 20):
+        self.path = Path(path)
+        self.reader = VideoReader(self.path, limits=limits)
+        self.fps = self.reader.fps
+        self._frames: np.ndarray | None = None
+        declared = self.reader.declared * self.reader.width * self.reader.height * 3
+        if 0 < declared <= in_memory:
+            self._frames = read_video(self.path, limits=limits).frames
+        else:
+            self.reader.count()
+
+    @property
+    def frames(self) -> np.ndarray:
+        if self._frames is None:
+            self._frames = read_video(self.path, limits=self.reader.limits).frames
+        return self._frames
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the frames are in memory."""
+        return self._frames is not None
+
+    num_frames = property(lambda self: int(self._frames.shape[0]) if self._frames is not None else self.reader.num_frames)
+    height = property(lambda self: int(self._frames.shape[1]) if self._frames is not None else self.reader.height)
+    width = property(lambda self: int(self._frames.shape[2]) if self._frames is not None else self.reader.width)
+    duration = Video.duration
+
+    def chunks(self, size: int):
+        """``(start, uint8 (k, H, W, 3))`` blocks, streamed from the file unless the frames are in memory."""
+        if self._frames is not None:
+            return Video.chunks(self, size)
+        return self.reader.chunks(size)
+
+    def take(self, indices) -> dict[int, np.ndarray]:
+        """``{index: frame}`` for the valid ``indices`` (one pass over the file unless in memory)."""
+        if self._frames is not None:
+            return Video.take(self, indices)
+        return self.reader.take(indices)
+
+
 def read_video(path: str | os.PathLike, *, limits: VideoLimits = DEFAULT_LIMITS) -> Video:
     """Decode every frame of ``path`` to RGB uint8 ``(T, H, W, 3)``.
 
     Raises :class:`VideoError` naming the file when it is missing, not a video, corrupt, truncated,
     has zero frames, or exceeds ``limits``. A container that declares no frame rate reads as
-    ``DEFAULT_FPS`` (8).
+    ``DEFAULT_FPS`` (8). :class:`VideoReader` streams the same frames chunk by chunk instead.
     """
-    import av
-    from av.video.reformatter import VideoReformatter
-
-    path = Path(path)
-    container = _open(path, limits)
-    try:
-        stream = _video_stream(container)
-        ctx = stream.codec_context
-        width, height = int(ctx.width), int(ctx.height)
-        stream.thread_type = _decode_threads(width, height)
-        limits.check_size(path, width, height)
-        declared = int(stream.frames or 0)
-        limits.check_frames(path, declared, width, height)
-        fps = _stream_fps(stream)
-        buffer = np.empty((declared, height, width, 3), np.uint8) if declared and width and height else None
-        chunks: list[np.ndarray] = []
-        # One converter for the whole clip: frame.to_ndarray(format=...) builds a fresh swscale
-        # context for every frame, which made the YUV->RGB step 4-6x slower.
-        reformatter = VideoReformatter()
-        count = 0
-        last_end = None
-        try:
-            for frame in container.decode(stream):
-                if (frame.width, frame.height) != (width, height):
-                    if count:
-                        raise VideoError(path, f"corrupt: the frame size changes from {width}x{height} to "
-                                               f"{frame.width}x{frame.height} at frame {count}")
-                    width, height = frame.width, frame.height  # the codec context guessed wrong
-                    limits.check_size(path, width, height)
-                    buffer = np.empty((declared, height, width, 3), np.uint8) if declared else None
-                limits.check_frames(path, count + 1, width, height)
-                rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
-                if buffer is not None and count < len(buffer):
-                    buffer[count] = rgb
-                else:
-                    chunks.append(rgb)
-                count += 1
-                if frame.time is not None:
-                    last_end = frame.time + _frame_seconds(frame, fps)
-        except av.error.FFmpegError as exc:
-            raise VideoError(path, f"corrupt: decoding failed after {count} frame(s): {_short(exc)}") from None
-        expected_end = _declared_end(container, stream) if not declared else None
-    finally:
-        container.close()
-    if count == 0:
-        raise VideoError(path, "zero frames: the video stream holds no decodable frame")
-    if declared and count < declared:
-        raise VideoError(path, f"truncated: decoded {count} of the {declared} frames the container declares")
-    if expected_end is not None and last_end is not None and fps > 0 and last_end < expected_end - 1.5 / fps:
-        raise VideoError(path, f"truncated: frames stop at {last_end:.2f}s of the {expected_end:.2f}s the "
-                               f"container declares")
+    reader = VideoReader(path, limits=limits)
+    declared = reader.declared
+    buffer = np.empty((declared, reader.height, reader.width, 3), np.uint8) if declared and reader.width \
+        and reader.height else None
+    chunks: list[np.ndarray] = []
+    for index, rgb in reader._decode():
+        if buffer is not None and rgb.shape != buffer.shape[1:]:
+            buffer = np.empty((declared, *rgb.shape), np.uint8)  # the codec context guessed the size wrong
+        if buffer is not None and index < len(buffer):
+            buffer[index] = rgb
+        else:
+            chunks.append(rgb)
     if buffer is None:
         frames = np.stack(chunks)
     elif chunks:
         frames = np.concatenate([buffer, np.stack(chunks)])
     else:
         frames = buffer
-    return Video(frames, fps if fps > 0 else DEFAULT_FPS)
+    return Video(frames, reader.fps)
 
 
 def _decode_threads(width: int, height: int) -> str:
@@ -340,6 +486,149 @@ def pad_to_even(frames: np.ndarray) -> np.ndarray:
     return np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system says it (Linux), else by setting and
+    restoring it (under a lock, so two threads never both see a zero umask)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _check_write_options(crf: int, odd: str) -> None:
+    if odd not in ("pad", "refuse"):
+        raise ValueError(f"odd must be 'pad' or 'refuse', not {odd!r}")
+    if not 0 <= int(crf) <= 51:
+        raise ValueError(f"crf must be within 0..51 (lower is better), not {crf!r}")
+
+
+class VideoWriter:
+    """Write an H.264/yuv420p mp4 chunk by chunk (browsers play it); memory is one chunk, not the clip.
+
+    Use as a context manager: ``with VideoWriter(path, fps) as out: out.write(chunk)`` where each chunk is
+    ``(k, H, W, 3)`` uint8 RGB of one size (other integer types are clipped to 0..255; floats are refused).
+    Frames go to a temporary name in the same folder, renamed into place when the block ends without an
+    error (so a reader never sees half a video, and a failed write leaves no file and no old file
+    damaged); the file gets the mode a plain ``open()`` would give (``0o666`` less the umask).
+    ``odd="pad"`` pads odd sizes to even by repeating the last row/column, ``odd="refuse"`` raises.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float = 8.0, *, crf: int = 18, preset: str = "medium",
+                 odd: str = "pad"):
+        _check_write_options(crf, odd)
+        self.path = Path(path)
+        if not np.isfinite(fps) or fps <= 0:
+            raise VideoError(self.path, f"cannot write: fps must be a positive number, got {fps}")
+        self.fps, self.crf, self.preset, self.odd = fps, int(crf), preset, odd
+        self.frames_written = 0
+        self._size: tuple[int, int] | None = None
+        self._container = self._stream = self._tmp = None
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, frames) -> None:
+        """Append ``(k, H, W, 3)`` frames (or one ``(H, W, 3)`` frame)."""
+        import av
+
+        arr = np.asarray(frames)
+        if arr.ndim == 3:
+            arr = arr[None]
+        arr = _as_frames(arr, self.path)
+        _, h, w, _ = arr.shape
+        if self._size is None:
+            if (h % 2 or w % 2) and self.odd == "refuse":
+                raise VideoError(self.path, f"cannot write: odd size {w}x{h}; H.264 yuv420p needs even sizes "
+                                            "(use odd='pad')")
+            self._start(h, w)
+        elif (h, w) != self._size:
+            self.abort()
+            raise VideoError(self.path, f"cannot write: frame size {w}x{h} differs from the first frames' "
+                                        f"{self._size[1]}x{self._size[0]}")
+        arr = np.ascontiguousarray(pad_to_even(arr))
+        try:
+            for frame_rgb in arr:
+                frame = av.VideoFrame.from_ndarray(frame_rgb, format="rgb24")
+                self._container.mux(self._stream.encode(frame))
+                self.frames_written += 1
+        except (av.error.FFmpegError, OSError) as exc:
+            self.abort()
+            raise VideoError(self.path, f"cannot write: {_short(exc)}") from None
+
+    def _start(self, h: int, w: int) -> None:
+        import av
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp.mp4", dir=self.path.parent)
+            os.close(handle)
+            self._tmp = Path(tmp_name)
+            os.chmod(self._tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would hide it from the group
+        except OSError as exc:
+            if self._tmp is not None:
+                self._tmp.unlink(missing_ok=True)
+            raise VideoError(self.path, f"cannot write: {_short(exc)}") from None
+        rate = Fraction(self.fps).limit_denominator(1001)
+        try:
+            self._container = av.open(str(self._tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
+            stream = self._container.add_stream("libx264", rate=rate)
+            stream.width, stream.height = w + w % 2, h + h % 2
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": str(self.crf), "preset": self.preset}
+            # x264 frame threads, as the ffmpeg CLI uses (PyAV would pick slice threads).
+            stream.codec_context.thread_type = "AUTO"
+            self._stream = stream
+        except (av.error.FFmpegError, OSError) as exc:
+            self.abort()
+            raise VideoError(self.path, f"cannot write: {_short(exc)}") from None
+        self._size = (h, w)
+
+    def close(self) -> Path:
+        """Flush the encoder and move the file into place; returns its path."""
+        import av
+
+        if self._container is None:
+            if self._tmp is None:
+                raise VideoError(self.path, "cannot write: no frames were written")
+            return self.path
+        try:
+            self._container.mux(self._stream.encode())
+            self._container.close()
+            self._container = None
+            os.replace(self._tmp, self.path)
+        except (av.error.FFmpegError, OSError) as exc:
+            self.abort()
+            raise VideoError(self.path, f"cannot write: {_short(exc)}") from None
+        return self.path
+
+    def abort(self) -> None:
+        """Stop and remove the temporary file; the target path is left as it was."""
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # closing a half-written container may fail; the file goes anyway
+                pass
+            self._container = None
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+
+
 def write_video(
     path: str | os.PathLike,
     frames,
@@ -354,48 +643,16 @@ def write_video(
     ``frames`` is ``(T, H, W, 3)`` uint8 RGB (other integer types are clipped to 0..255; floats are
     refused: convert them with :func:`~revise.video.to_uint8`). ``fps`` may be fractional (29.97).
     The file is written to a temporary name in the same folder and renamed, so a reader never sees
-    half a video. ``odd="pad"`` pads odd sizes to even, ``odd="refuse"`` raises :class:`VideoError`.
+    half a video; its mode follows the umask. ``odd="pad"`` pads odd sizes to even, ``odd="refuse"``
+    raises :class:`VideoError`. :class:`VideoWriter` writes chunk by chunk instead.
     """
-    import av
-
-    if odd not in ("pad", "refuse"):
-        raise ValueError(f"odd must be 'pad' or 'refuse', not {odd!r}")
-    if not 0 <= int(crf) <= 51:
-        raise ValueError(f"crf must be within 0..51 (lower is better), not {crf!r}")
+    _check_write_options(crf, odd)
     path = Path(path)
     arr = _as_frames(frames, path)
-    _, h, w, _ = arr.shape
-    if (h % 2 or w % 2) and odd == "refuse":
-        raise VideoError(path, f"cannot write: odd size {w}x{h}; H.264 yuv420p needs even sizes (use odd='pad')")
-    if not np.isfinite(fps) or fps <= 0:
-        raise VideoError(path, f"cannot write: fps must be a positive number, got {fps}")
-    arr = np.ascontiguousarray(pad_to_even(arr))
-    _, h, w, _ = arr.shape
+    writer = VideoWriter(path, fps, crf=crf, preset=preset, odd=odd)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.mp4", dir=path.parent)
-    except OSError as exc:
-        raise VideoError(path, f"cannot write: {_short(exc)}") from None
-    os.close(handle)
-    tmp = Path(tmp_name)
-    rate = Fraction(fps).limit_denominator(1001)
-    try:
-        with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-            stream = container.add_stream("libx264", rate=rate)
-            stream.width, stream.height = w, h
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(int(crf)), "preset": preset}
-            # x264 frame threads, as the ffmpeg CLI uses (PyAV would pick slice threads).
-            stream.codec_context.thread_type = "AUTO"
-            for frame_rgb in arr:
-                frame = av.VideoFrame.from_ndarray(frame_rgb, format="rgb24")
-                container.mux(stream.encode(frame))
-            container.mux(stream.encode())
-        os.replace(tmp, path)
-    except (av.error.FFmpegError, OSError) as exc:
-        tmp.unlink(missing_ok=True)
-        raise VideoError(path, f"cannot write: {_short(exc)}") from None
+        writer.write(arr)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        writer.abort()
         raise
-    return path
+    return writer.close()
