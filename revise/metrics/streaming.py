@@ -26,11 +26,8 @@ import math
 import numpy as np
 
 from ..video import resize_frames
-from .fidelity import (
-    _psnr_from_sse, add_per_channel, blur_into, channel_mean, check_ssim_size, float_into,
-    ssim_from_moments, ssim_map_statistics, ssim_maps,
-)
-from .temporal import FARNEBACK
+from .fidelity import _psnr_from_sse, check_ssim_size, ssim_map_statistics, ssim_maps
+from .temporal import temporal_ssim_statistics, warp_error_statistics
 
 SSIM_VIEW = 256  # Wang et al.: shrink so that the short side is about this many pixels
 CHUNK_BYTES = 24 << 20
@@ -91,50 +88,6 @@ class _Pooled:
 
     def mean(self) -> float:
         return self.total / self.count if self.count > 0 else math.nan
-
-
-def _pair_ssim(frames: np.ndarray) -> tuple[float, float]:
-    """``(sum, count)`` of SSIM maps of consecutive pairs of ``frames`` (uint8), as :func:`temporal_ssim`."""
-    pairs = len(frames) - 1
-    if pairs < 1:
-        return 0.0, 0.0
-    f = np.empty(frames.shape, np.float32)
-    mean, square, product = (np.empty(frames.shape, np.float32) for _ in range(3))
-    cross, *scratch = (np.empty((pairs, *frames.shape[1:]), np.float32) for _ in range(5))
-    float_into(frames, f)
-    shift = channel_mean(f)
-    add_per_channel(f, -shift, f)
-    blur_into(f, mean)
-    blur_into(np.multiply(f, f, out=product), square)
-    blur_into(np.multiply(f[:-1], f[1:], out=product[:pairs]), cross)
-    maps = np.empty((pairs, *frames.shape[1:3]), np.float32)
-    ssim_from_moments(mean[:-1], mean[1:], square[:-1], square[1:], cross, shift, scratch, maps)
-    return ssim_map_statistics(maps)
-
-
-def _warp(frames: np.ndarray) -> tuple[float, float]:
-    """``(sum, count)`` of the warp error over consecutive pairs of uint8 ``frames`` (as :func:`warp_error`)."""
-    import cv2
-
-    if len(frames) < 2:
-        return 0.0, 0.0
-    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-    h, w = gray[0].shape
-    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
-    total, count = 0.0, 0
-    current = frames[0].astype(np.float32) / np.float32(255.0)
-    for t in range(len(frames) - 1):
-        following = frames[t + 1].astype(np.float32) / np.float32(255.0)
-        where = cv2.calcOpticalFlowFarneback(gray[t], gray[t + 1], None, **FARNEBACK)
-        where += grid
-        warped = cv2.remap(following, where, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        valid = cv2.inRange(where, (0.0, 0.0), (w - 1.0, h - 1.0))
-        n = cv2.countNonZero(valid)
-        if n:
-            total += sum(cv2.mean(cv2.absdiff(warped, current), mask=valid)[:3]) / 3.0 * n
-            count += n
-        current = following
-    return total, float(count)
 
 
 def _aligned_chunks(video, num_frames: int, height: int, width: int, chunk: int):
@@ -206,9 +159,9 @@ def clip_metrics(edited, *, target=None, source=None, mask_chunk=None, temporal:
         small = shrink(e, working_factor(e.shape[1], e.shape[2]))
         run = small if state["previous"] is None else np.concatenate([state["previous"], small])
         if temporal:
-            sums["temporal_ssim"].add(_pair_ssim(run))
+            sums["temporal_ssim"].add(temporal_ssim_statistics(run))
         if flow:
-            sums["warp_error"].add(_warp(run))
+            sums["warp_error"].add(warp_error_statistics(run))
         state["previous"] = run[-1:]
 
     if len(lengths) == 1:  # one pass over the three videos
