@@ -4,7 +4,8 @@ Options (``--editor-option KEY=VALUE`` on ``revise bench run``): ``model`` (a ch
 ``revise train sft``, default the shipped ``revise-tiny``), ``steps`` and ``guidance`` (default: the
 checkpoint's), ``reflect`` (N > 1: the model's own VLM picks the best of N candidates), ``detail``
 (the full-resolution detail threshold, see :mod:`revise.model.detail`; default: the checkpoint's, 0 =
-off), ``restore`` (the low-frequency restore threshold, same module; default: the checkpoint's, 0 = off), ``threads`` (torch CPU threads while editing; default: leave torch's setting). The
+off), ``restore`` (the low-frequency restore threshold, same module; default: the checkpoint's, 0 = off),
+``threads`` (torch CPU threads while editing; default: leave torch's setting). The
 sampling seed is the run's seed mixed with the sample id, so a rerun or a resumed run gives the same
 videos. The model is loaded once, on first use.
 """

@@ -388,9 +388,18 @@ class VideoFile:
         """Whether the frames are in memory."""
         return self._frames is not None
 
-    num_frames = property(lambda self: int(self._frames.shape[0]) if self._frames is not None else self.reader.num_frames)
-    height = property(lambda self: int(self._frames.shape[1]) if self._frames is not None else self.reader.height)
-    width = property(lambda self: int(self._frames.shape[2]) if self._frames is not None else self.reader.width)
+    @property
+    def num_frames(self) -> int:
+        return int(self._frames.shape[0]) if self._frames is not None else self.reader.num_frames
+
+    @property
+    def height(self) -> int:
+        return int(self._frames.shape[1]) if self._frames is not None else self.reader.height
+
+    @property
+    def width(self) -> int:
+        return int(self._frames.shape[2]) if self._frames is not None else self.reader.width
+
     duration = Video.duration
 
     def chunks(self, size: int):
