@@ -45,7 +45,8 @@ less its mean over the 64 positions; the RMS of that (0 = no per-patch pattern).
 
 ``--cause`` also prints the evidence for the cause: the gated skip's base against the additive residual,
 the conditioned / unconditioned branches, proj_out's fixed part (``W shift + b``) against its token part,
-a flat-grey sweep and proj_out's dominant output mode.
+controlled inputs (held frames, no texture, an RVE-Sim clip with the real clip's texture, darkened, or with a
+square of the real clip pasted in), a flat-grey sweep and proj_out's dominant output mode.
 
 Run (about 6 minutes on 2 busy CPU threads; the estimates are cached, so a rerun only renders and judges)::
 
@@ -362,8 +363,9 @@ def off_counts(out: np.ndarray, source: np.ndarray, keep: np.ndarray) -> tuple[i
 
 # ------------------------------------------------------------------------------------------------ cause
 
-def cause(model, capture, frames: np.ndarray, instruction: str) -> None:
-    """Print the evidence: where the real clip's off-source residual comes from."""
+def cause(model, capture, frames: np.ndarray, instruction: str, sim=None) -> None:
+    """Print the evidence: where the real clip's off-source residual comes from. ``sim``: an RVE-Sim sample
+    (frames, instruction, preserve mask) for the controlled inputs."""
     import torch
 
     from revise.model.flow import sample
@@ -409,6 +411,36 @@ def cause(model, capture, frames: np.ndarray, instruction: str) -> None:
         print(f"  {kw}: |x0 - source| {float((x2 - s2).abs().mean() * L):5.1f}")
     s2, x2 = run(small, "Keep everything as it is.")
     print(f"  instruction 'Keep everything as it is.': |x0 - source| {float((x2 - s2).abs().mean() * L):5.1f}")
+    import cv2
+
+    def probe(tag, frames, text, keep=None):
+        s3, x3 = run(frames, text)
+        d = (x3 - s3) * L
+        keep = torch.ones(d.shape[1:], dtype=torch.bool) if keep is None else torch.as_tensor(keep)
+        r = [float(d[:, :, i::8][:, keep[:, i::8]].mean()) for i in range(8)]
+        print(f"  {tag:48s} |x0 - source| {float(d.abs().mean(0)[keep].mean()):5.1f}  rows p-p {max(r) - min(r):5.1f}")
+
+    print("== controlled inputs (model size; the real clip's instruction unless an RVE-Sim one)")
+    probe("real clip, first frame held for all 16", np.repeat(small[8:9], 16, 0), instruction)
+    blocks = np.stack([cv2.resize(cv2.resize(f, (8, 8), interpolation=cv2.INTER_AREA), (64, 64),
+                                  interpolation=cv2.INTER_NEAREST) for f in small])
+    probe("real clip as 8x8 block means (no texture)", blocks, instruction)
+    if sim is not None:
+        sim_frames, sim_text, sim_keep = sim
+        probe("RVE-Sim clip, preserved pixels", sim_frames, sim_text, sim_keep)
+        blur = np.stack([cv2.GaussianBlur(f, (0, 0), 2.0) for f in small]).astype(np.float32)
+        texture = small.astype(np.float32) - blur
+        probe("  + the real clip's texture", np.clip(sim_frames + texture, 0, 255).astype(np.uint8), sim_text,
+              sim_keep)
+        probe("  darkened to 60%", (sim_frames * 0.6).astype(np.uint8), sim_text, sim_keep)
+        pasted = sim_frames.copy()
+        pasted[:, 16:48, 16:48] = small[:, 16:48, 16:48]
+        away = sim_keep.copy()
+        away[:, 8:56, 8:56] = False
+        on = np.zeros_like(sim_keep)
+        on[:, 16:48, 16:48] = True
+        probe("  a 32x32 square of the real clip pasted: away", pasted, sim_text, away)
+        probe("  ... on the square", pasted, sim_text, on)
     print("== flat grey frames ('Keep everything as it is.'): |x0 - source| and row-in-patch peak-to-peak")
     ms = {}
     for level in (20, 60, 100, 140, 180, 200, 220, 250):
@@ -436,6 +468,25 @@ def cause(model, capture, frames: np.ndarray, instruction: str) -> None:
         print("   ", " ".join(f"{v:6.1f}" for v in row))
     for h in hooks:
         h.remove()
+
+
+def check_package_restore(small, source, edit, base, index) -> None:
+    """Where :class:`revise.model.detail.DetailTransfer` has the restore (``restore``, ``restore_to``), check
+    that it gives the prototype's bytes for ``restore-0.2`` and ``restorex-0.15``."""
+    import inspect
+
+    from revise.model.detail import DetailTransfer
+
+    params = inspect.signature(DetailTransfer).parameters
+    if "restore" not in params:
+        return
+    for name, args in (("restore-0.2", (0.2,)), ("restorex-0.15", (0.15, 0.4))):
+        if len(args) > 1 and "restore_to" not in params:
+            continue
+        package = DetailTransfer(source[0], source[-1], small.shape[1:3], 0.4, *args).render(small, source)
+        if not np.array_equal(package, render(_variant(name), edit, base, index, source)):
+            raise SystemExit(f"DetailTransfer(restore={args}) differs from the prototype's {name}")
+    print("the package's DetailTransfer restore gives the prototype's bytes (restore-0.2, restorex-0.15)")
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -509,7 +560,14 @@ def main(argv: list[str] | None = None) -> int:
     reals = [Path(x) for x in args.real.split(",")] if args.real else real_clips()
 
     if args.cause and reals:
-        cause(model, capture, read_video(reals[0]).frames, args.real_instruction)
+        from revise.metrics.preservation import fit_mask
+        from revise.video import match_length, resize_frames
+
+        spatial = [x for x in load_manifest(manifest) if x.dimension == "spatial"] or samples
+        sv, tv = read_video(spatial[0].source).frames, read_video(spatial[0].target).frames
+        sim = (resize_frames(match_length(sv, 16), 64, 64), spatial[0].instruction,
+               fit_mask(preserve_mask(spatial[0], sv, tv), (16, 64, 64)))
+        cause(model, capture, read_video(reals[0]).frames, args.real_instruction, sim)
 
     judge = create_judge("gt")
     stats = {n: {"R": [], "C": [], "Q": [], "off": 0, "kept": 0, "seam": [], "by_dim": {}, "metrics": {}}
@@ -522,13 +580,11 @@ def main(argv: list[str] | None = None) -> int:
         src_v, tgt_v = read_video(s.source), read_video(s.target)
         edit, base, index = cached_estimate(model, capture, src_v.frames, s.instruction, editor_seed(s.id),
                                             args.work / "estimates" / f"{s.id}.npz")
-        if k == 0:  # the shipped variant is the shipped renderer, byte for byte
-            from revise.model.stream import ArrayFrames
-
+        if k == 0:  # the shipped variant is the shipped renderer, byte for byte; so is the package's restore
             shipped = model.edit(src_v.frames, s.instruction, seed=editor_seed(s.id))
-            mine = render(_variant("shipped"), edit, base, index, src_v.frames)
-            assert np.array_equal(shipped, mine), "the shipped variant differs from ReviseModel.edit"
-            del ArrayFrames
+            if not np.array_equal(shipped, render(_variant("shipped"), edit, base, index, src_v.frames)):
+                raise SystemExit(f"{s.id}: the shipped variant differs from ReviseModel.edit")
+            check_package_restore(edit[index], src_v.frames, edit, base, index)
         keep = preserve_mask(s, src_v.frames, tgt_v.frames)
         outs = {}
         for n in set(names) | ({"shipped", args.fixed} if k in png_at else set()):
