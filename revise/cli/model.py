@@ -81,6 +81,9 @@ def sft(
                                                     "generator stage draws each 'subset/dimension' relative to the "
                                                     "rest (1), e.g. '{\"rave/commonsense\": 2}'."),
     vlm_share: float = typer.Option(0.4, "--vlm-share", help="Share of --max-minutes given to the VLM stage."),
+    ema: float = typer.Option(0.0, "--ema", help="Decay of an exponential moving average of the generator's weights "
+                              "(e.g. 0.999; 0 = off). The average becomes generator/, the last raw weights "
+                              "generator-raw/."),
     vlm_config: Optional[str] = typer.Option(None, "--vlm-config", help="JSON overrides of the VLM config."),
     generator_config: Optional[str] = typer.Option(None, "--generator-config", help="JSON overrides of the "
                                                    "generator config."),
@@ -104,7 +107,7 @@ def sft(
             "--stages": (stages, "vlm,generator"), "--vlm-steps": (vlm_steps, 3000),
             "--vlm-batch-size": (vlm_batch_size, 32), "--vlm-lr": (vlm_lr, 1e-3), "--vlm-warmup": (vlm_warmup, 100),
             "--change-weight": (change_weight, 0.0), "--dimension-weights": (dimension_weights, None),
-            "--vlm-share": (vlm_share, 0.4), "--bf16": (bf16, ""),
+            "--vlm-share": (vlm_share, 0.4), "--bf16": (bf16, ""), "--ema": (ema, 0.0),
             "--vlm-config": (vlm_config, None), "--generator-config": (generator_config, None)})
         _run_scaled(config, data, out, None, resume, threads, recipe="sft", seed=seed, per_dimension=per_dimension,
                     steps=_or(gen_steps, 1000), batch_size=_or(gen_batch_size, 1), lr=_or(gen_lr, 1e-4),
@@ -127,7 +130,7 @@ def sft(
                        dimension_weights=_json_option(dimension_weights, "--dimension-weights"),
                        generator_config=_json_option(generator_config, "--generator-config"),
                        max_minutes=max_minutes, vlm_share=vlm_share, checkpoint_every=checkpoint_every,
-                       log_every=log_every)
+                       log_every=log_every, ema_decay=ema)
     result = train_sft(data, out, config, resume=resume, threads=threads)
     typer.echo(f"finished: {result.steps} steps in {result.seconds:.0f} s; last losses "
                f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")

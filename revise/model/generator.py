@@ -69,6 +69,8 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
       (the denoiser sees ``(1 - t) x_t``), ``min_time`` (floor of ``t`` when deriving the velocity);
     - context: ``context_dim``, ``source_patch_size``, ``vlm_dim`` / ``num_vlm_queries`` / ``vlm_heads``
       (the VLM adapter), ``vocab_size`` / ``max_text_len`` / ``pad_token_id`` (the instruction);
+      ``adaln_condition`` (also add a summary of the VLM and text tokens to Wan's time embedding, which
+      drives every block's adaLN modulation: :class:`InstructionSummary`);
     - training and sampling: ``cfg_drop_prob``, ``flow_shift``, ``logit_mean`` / ``logit_std`` (training
       times), ``default_steps`` / ``default_guidance`` / ``default_detail`` / ``default_restore`` (``generate``,
       :mod:`revise.model.detail`). They travel with the
@@ -84,7 +86,7 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
                  vlm_dim=256, num_vlm_queries=8, vlm_heads=4, vocab_size=1024, max_text_len=32, pad_token_id=0,
                  cfg_drop_prob=0.1, flow_shift=3.0, logit_mean=0.0, logit_std=1.0, default_steps=12,
                  default_guidance=2.0, anchor_frames=False, gated_skip=False, default_detail=0.0,
-                 default_restore=0.0):
+                 default_restore=0.0, adaln_condition=False):
         super().__init__()
         video = (int(num_frames), *(int(s) for s in sample_size))
         _check_divisible("video size (T, H, W)", video, patch_size)
@@ -120,6 +122,12 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
         self.conditioning = ConditioningEncoder(
             dim=context_dim, source_patch_size=tuple(source_patch_size), source_grid=grid, vlm_dim=vlm_dim,
             num_vlm_queries=num_vlm_queries, vlm_heads=vlm_heads, vocab_size=vocab_size, max_text_len=max_text_len)
+        self.instruction_summary = None
+        self._temb_extra = None
+        if adaln_condition:  # the instruction through the time embedding too, so every block's adaLN sees it
+            self.instruction_summary = InstructionSummary(context_dim, num_attention_heads * attention_head_dim,
+                                                          vlm_heads)
+            self.transformer.condition_embedder.time_embedder.register_forward_hook(self._add_summary)
 
     @property
     def video_shape(self) -> tuple[int, int, int]:
@@ -153,12 +161,23 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
             context = self.encode_context(source, text_ids, vlm_hidden, vlm_mask, drop)
         x_in = x_t * (1 - t).reshape(-1, 1, 1, 1, 1) if self.config.scale_noisy_input else x_t
         hidden = torch.cat([x_in, *self.source_channels(source)], dim=1) if self.config.concat_source else x_in
-        out = self.transformer(hidden, t * TIME_SCALE, context, return_dict=False)[0]
+        if self.instruction_summary is not None:
+            self._temb_extra = self.instruction_summary(context[:, self.conditioning.source.num_tokens + 1:])
+        try:
+            out = self.transformer(hidden, t * TIME_SCALE, context, return_dict=False)[0]
+        finally:
+            self._temb_extra = None
         if self.config.prediction == "velocity":
             return out
         if self.config.source_skip:
             out = self.skip_base(source, out[:, 3:]) + out[:, :3] if self.config.gated_skip else source + out
         return (x_t - out) / t.clamp_min(float(self.config.min_time)).reshape(-1, 1, 1, 1, 1)
+
+    def _add_summary(self, module, args, temb):
+        """Forward hook on Wan's time embedder: ``temb + summary`` (Wan derives every block's adaLN shift,
+        scale and gate, and the output norm's, from ``temb``)."""
+        extra = self._temb_extra
+        return temb if extra is None else temb + extra.to(temb.dtype)
 
     def skip_gates(self, logits: torch.Tensor) -> torch.Tensor:
         """``(B, 2, T, H, W)`` gate logits -> the weights of the first and the last source frame held still,
@@ -309,6 +328,28 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
         for start, frames in renderer.frames(ArrayFrames(source_frames)):
             out[start:start + len(frames)] = frames
         return out
+
+
+class InstructionSummary(nn.Module):
+    """One learned query reads the context's VLM and text tokens -> a ``(B, inner_dim)`` vector that
+    :class:`ReviseGenerator` (``adaln_condition``) adds to Wan's time embedding, so the instruction
+    modulates every block (adaLN shift, scale and gate) instead of reaching the denoiser only through
+    cross-attention, which a model can learn to ignore. The output layer starts at zero: a fresh summary
+    changes nothing. Classifier-free guidance's dropped context gives the null tokens' summary."""
+
+    def __init__(self, context_dim: int, inner_dim: int, heads: int):
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(1, 1, context_dim) * 0.02)
+        self.attn = nn.MultiheadAttention(context_dim, heads, batch_first=True)
+        self.out = nn.Sequential(nn.LayerNorm(context_dim), nn.Linear(context_dim, inner_dim), nn.SiLU(),
+                                 nn.Linear(inner_dim, inner_dim))
+        nn.init.zeros_(self.out[-1].weight)
+        nn.init.zeros_(self.out[-1].bias)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        q = self.query.expand(tokens.shape[0], -1, -1).to(tokens.dtype)
+        pooled, _ = self.attn(q, tokens, tokens, need_weights=False)
+        return self.out(pooled[:, 0])
 
 
 def as_uint8_frames(frames) -> np.ndarray:

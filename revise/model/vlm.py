@@ -113,7 +113,8 @@ def prepare_video(frames, k: int, size: int) -> torch.Tensor:
     with area averaging when shrinking (bilinear when growing), so a 128-pixel RVE-Sim clip becomes exact
     4x4 block means at 32 pixels.
     """
-    x = torch.as_tensor(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
+    # a read-only array (a memory-mapped frame bank) is copied: torch does not take non-writable memory
+    x = torch.as_tensor(np.require(frames, requirements=["C", "W"])) if isinstance(frames, np.ndarray) else frames
     if not torch.is_tensor(x):
         raise TypeError(f"frames must be a numpy array or a torch tensor, got {type(frames).__name__}")
     if x.dim() == 4:

@@ -1,7 +1,8 @@
 """Training and evaluation data for the internal VLM, built from an RVE-Sim manifest.
 
-Videos are decoded once and kept as small uint8 frames (:class:`FrameBank`, optionally cached as an
-``.npz`` keyed by the manifest's hash), so decoding never competes with training. From a bank, three
+Videos are decoded once and kept as small uint8 frames (:class:`FrameBank`, optionally cached as a folder of
+memory-mapped ``.npy`` arrays keyed by the manifest's hash), so decoding never competes with training and a
+train split of tens of thousands of clips does not have to fit in memory. From a bank, three
 task datasets are drawn deterministically from a seed:
 
 * ``describe``: the target clip -> its literal ``target_caption`` (RVE-Sim captions targets only);
@@ -16,6 +17,7 @@ task datasets are drawn deterministically from a seed:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from ..errors import ConfigError
 from ..video import match_length, read_video, sample_indices
 from .tokenizer import NO, YES
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: a folder of memory-mapped .npy arrays (1 was one .npz)
 PERTURBATIONS = ("reversed", "mirrored", "shuffled")
 NEGATIVE_KINDS = ("source", "other", "perturbed")  # the judge accuracy target is over these
 EXTRA_NEGATIVE_KINDS = ("swapped",)                 # reported separately
@@ -60,19 +62,46 @@ def _manifest_key(manifest: Manifest, size: int, frames: int) -> str:
     return h.hexdigest()[:20]
 
 
-def load_frames(manifest: str | os.PathLike | Manifest, *, size: int = 32, frames: int = 16,
-                cache_dir: str | os.PathLike | None = None, progress: bool = False) -> FrameBank:
-    """Decode every source and target once, resized to ``size`` pixels and ``frames`` frames.
-
-    Resizing uses :func:`revise.model.vlm.prepare_video` (the model's own path), so cached frames equal
-    what the model computes from full-size clips. With ``cache_dir`` the result is stored as
-    ``frames-<hash>.npz`` (the hash covers the manifest bytes, ``size``, ``frames``) and reused.
-    Every sample needs a target, a reference answer and a ``target_caption``.
-    """
+def _small_clip(path, frames: int, size: int) -> np.ndarray:
+    """One clip decoded and resized the model's way -> uint8 ``(frames, size, size, 3)``."""
     import torch
 
     from .vlm import prepare_video
 
+    clip = match_length(read_video(path).frames, frames)
+    x = prepare_video(clip, frames, size)[0].permute(0, 2, 3, 1)
+    return (x * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one thread per decoding process: the processes are the parallelism
+
+
+def _decode_chunk(args) -> tuple[int, np.ndarray, np.ndarray]:
+    """Worker job: ``(start, sources, targets)`` of a run of samples (paths in, arrays out)."""
+    start, pairs, frames, size = args
+    src = np.stack([_small_clip(a, frames, size) for a, _ in pairs])
+    tgt = np.stack([_small_clip(b, frames, size) for _, b in pairs])
+    return start, src, tgt
+
+
+def load_frames(manifest: str | os.PathLike | Manifest, *, size: int = 32, frames: int = 16,
+                cache_dir: str | os.PathLike | None = None, progress: bool = False,
+                workers: int | None = None) -> FrameBank:
+    """Decode every source and target once, resized to ``size`` pixels and ``frames`` frames.
+
+    Resizing uses :func:`revise.model.vlm.prepare_video` (the model's own path), so cached frames equal
+    what the model computes from full-size clips. Without ``cache_dir`` the bank is held in memory. With
+    ``cache_dir`` it is a folder ``frames-<hash>/`` (the hash covers the manifest bytes, ``size``,
+    ``frames``) of two uint8 ``.npy`` arrays, ``source.npy`` and ``target.npy`` ``(N, T, S, S, 3)``, filled
+    chunk by chunk and returned **memory-mapped** (read-only): a train split of tens of thousands of clips
+    needs neither the RAM for all of it nor a second decode. A killed decode resumes at the last chunk
+    written (``progress.json``); the folder counts as complete only once ``ids.json`` is written.
+    ``workers`` > 1 decodes in that many processes (default: 1 for under 512 samples, else up to 2).
+    Every sample needs a target, a reference answer and a ``target_caption``.
+    """
     manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
     samples = list(manifest)
     problems = [s.id for s in samples
@@ -80,32 +109,79 @@ def load_frames(manifest: str | os.PathLike | Manifest, *, size: int = 32, frame
     if problems:
         raise ConfigError(f"{manifest.path}: {len(problems)} sample(s) lack target / reference_answer / "
                           f"target_caption, which the VLM tasks need (first: {problems[0]})")
-    cache = None
-    if cache_dir is not None:
-        cache = Path(cache_dir) / f"frames-{_manifest_key(manifest, size, frames)}.npz"
-        if cache.is_file():
-            with np.load(cache, allow_pickle=False) as data:
-                if list(data["ids"]) == [s.id for s in samples]:
-                    return FrameBank(samples, data["source"], data["target"])
+    ids = [s.id for s in samples]
+    pairs = [(str(s.source), str(s.target)) for s in samples]
+    if workers is None:
+        workers = 1 if len(samples) < 512 else max(1, min(2, os.cpu_count() or 1))
+    chunk = 64
+    shape = (len(samples), frames, size, size, 3)
+    if cache_dir is None:
+        src, tgt = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+        _fill(src, tgt, pairs, 0, frames, size, workers, chunk, progress, None)
+        return FrameBank(samples, src, tgt)
 
-    def small(path) -> np.ndarray:
-        clip = match_length(read_video(path).frames, frames)
-        x = prepare_video(clip, frames, size)[0].permute(0, 2, 3, 1)
-        return (x * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
+    folder = Path(cache_dir) / f"frames-{_manifest_key(manifest, size, frames)}"
+    done = folder / "ids.json"
+    if done.is_file():
+        if json.loads(done.read_text()) == ids:
+            return FrameBank(samples, np.load(folder / "source.npy", mmap_mode="r"),
+                             np.load(folder / "target.npy", mmap_mode="r"))
+        raise ConfigError(f"{folder}: the cached frame bank lists other samples than {manifest.path}; delete it")
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / "progress.json"
+    filled = 0
+    if marker.is_file() and (folder / "source.npy").is_file() and (folder / "target.npy").is_file():
+        record = json.loads(marker.read_text())
+        if record.get("n") == len(samples):
+            filled = int(record.get("filled", 0))
+    mode = "r+" if filled else "w+"
+    src = np.lib.format.open_memmap(folder / "source.npy", mode=mode, dtype=np.uint8, shape=shape)
+    tgt = np.lib.format.open_memmap(folder / "target.npy", mode=mode, dtype=np.uint8, shape=shape)
 
-    from rich.progress import track
+    def mark(count: int) -> None:
+        src.flush()
+        tgt.flush()
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"n": len(samples), "filled": count}))
+        os.replace(tmp, marker)
 
-    src, tgt = [], []
-    for s in track(samples, description="decoding clips", disable=not progress, transient=True):
-        src.append(small(s.source))
-        tgt.append(small(s.target))
-    bank = FrameBank(samples, np.stack(src), np.stack(tgt))
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, ids=np.array([s.id for s in samples]), source=bank.source, target=bank.target)
-        os.replace(tmp, cache)
-    return bank
+    _fill(src, tgt, pairs, filled, frames, size, workers, chunk, progress, mark)
+    del src, tgt
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(ids))
+    os.replace(tmp, done)
+    marker.unlink(missing_ok=True)
+    return FrameBank(samples, np.load(folder / "source.npy", mmap_mode="r"), np.load(folder / "target.npy", mmap_mode="r"))
+
+
+def _fill(src: np.ndarray, tgt: np.ndarray, pairs: list, start: int, frames: int, size: int, workers: int,
+          chunk: int, progress: bool, mark) -> None:
+    """Decode samples ``start:`` into ``src``/``tgt`` in chunks, in order; ``mark(count)`` after each chunk."""
+    from rich.progress import Progress
+
+    jobs = [(i, pairs[i:i + chunk], frames, size) for i in range(start, len(pairs), chunk)]
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("decoding clips", total=len(pairs), completed=start)
+
+        def store(result) -> None:
+            i, s, t = result
+            src[i:i + len(s)] = s
+            tgt[i:i + len(t)] = t
+            if mark is not None:
+                mark(i + len(s))
+            bar.advance(task, len(s))
+
+        if workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                store(_decode_chunk(job))
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_worker_init) as pool:
+            for result in pool.map(_decode_chunk, jobs):  # in order: the marker only ever covers a prefix
+                store(result)
 
 
 # ---- candidate clips ------------------------------------------------------------------------------

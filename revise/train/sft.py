@@ -69,6 +69,7 @@ class SFTConfig:
     change_weight: float = 0.0
     dimension_weights: dict = field(default_factory=dict)  # "subset/dimension" -> sampling weight (others 1)
     generator_config: dict = field(default_factory=dict)
+    ema_decay: float = 0.0              # > 0: keep an EMA of the generator's weights; it becomes generator/
     # bookkeeping
     max_minutes: float | None = None
     vlm_share: float = 0.4
@@ -93,6 +94,8 @@ class SFTConfig:
             raise ConfigError(f"sft config: loss_space must be 'x0' or 'velocity', got {self.loss_space!r}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"sft config: max_minutes must be > 0, got {self.max_minutes}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"sft config: ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
         if not 0 < self.vlm_share < 1:
             raise ConfigError(f"sft config: vlm_share must be in (0, 1), got {self.vlm_share}")
         if not isinstance(self.dimension_weights, dict):
@@ -1067,18 +1070,37 @@ class _Trainer:
         max_len = int(model.config.max_text_len)
         ids = torch.stack([model.pad_ids(encode_instruction(tok, s.instruction, max_len))[0]
                            for s in self.bank.samples])
-        source = torch.from_numpy(bank.source).permute(0, 4, 1, 2, 3)  # (N, 3, T, H, W) uint8
-        target = torch.from_numpy(bank.target).permute(0, 4, 1, 2, 3)
+        source, target = bank.source, bank.target  # uint8 (N, T, H, W, 3), memory-mapped when cached
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.gen_lr, weight_decay=0.01, betas=(0.9, 0.99))
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + 17 + acc.process_index)
-        step = self.restore("generator", {"generator": model}, optimizer, {"data": gen})
+        ema = None
+        if cfg.ema_decay > 0:
+            if self.strategy in SHARDED:
+                raise ConfigError(f"sft config: ema_decay needs whole weights on every rank; {self.strategy} shards "
+                                  "them (use DDP or one process)")
+            import copy
+
+            ema = copy.deepcopy(model).requires_grad_(False)
+        states = {"generator": model} if ema is None else {"generator": model, "ema": ema}
+        step = self.restore("generator", states, optimizer, {"data": gen})
         wrapped, optimizer = self.prepare(model, optimizer)
         core = acc.unwrap_model(wrapped)
         wrapped.train()
+        if ema is not None:
+            ema.to(acc.device)
+            pairs = [(e, p) for e, p in zip(ema.parameters(), core.parameters())]
+
+        def update_ema(i: int) -> None:
+            # the usual warm-up, so that the early average does not hold the random start: min(d, (1+i)/(10+i))
+            decay = min(cfg.ema_decay, (1.0 + i) / (10.0 + i))
+            with torch.no_grad():
+                for e, p in pairs:
+                    e.lerp_(p.detach(), 1.0 - decay)
 
         dev = acc.device  # the bank stays on the CPU; each batch goes to the model's device
 
-        def unit(x):
+        def unit(frames, idx):  # the batch's clips, read from the bank -> (B, 3, T, H, W) in [-1, 1]
+            x = torch.from_numpy(np.ascontiguousarray(frames[idx.numpy()])).permute(0, 4, 1, 2, 3)
             return x.to(dev).float() / 127.5 - 1.0
 
         def step_fn(i: int, total: int):
@@ -1089,7 +1111,7 @@ class _Trainer:
                 idx = torch.randint(0, len(source), (cfg.gen_batch_size,), generator=gen)
             else:
                 idx = torch.multinomial(self.draw_weights, cfg.gen_batch_size, replacement=True, generator=gen)
-            batch = {"source": unit(source[idx]), "target": unit(target[idx]), "text_ids": ids[idx].to(dev),
+            batch = {"source": unit(source, idx), "target": unit(target, idx), "text_ids": ids[idx].to(dev),
                      "vlm_hidden": hidden[idx].to(dev), "vlm_mask": masks[idx].to(dev)}
             with self.autocast("generator"):
                 loss, _ = flow_matching_loss(wrapped, batch, gen, change_weight=cfg.change_weight,
@@ -1098,19 +1120,28 @@ class _Trainer:
             acc.backward(loss)
             acc.clip_grad_norm_(wrapped.parameters(), 1.0)
             optimizer.step()
+            if ema is not None:
+                update_ema(i)
             return float(loss.item()), lr, {}
 
+        def modules() -> dict:
+            return {"generator": core} if ema is None else {"generator": core, "ema": ema}
+
         def save(i: int):
-            self.checkpoint("generator", {"generator": core}, optimizer, {"data": gen}, i)
+            self.checkpoint("generator", modules(), optimizer, {"data": gen}, i)
 
         done = self.loop("generator", cfg.gen_steps, step, step_fn, save)
         core.eval()
         plain = self.full_module(core)  # every rank: FSDP / DeepSpeed gather the full weights
         if acc.is_main_process:
-            plain.eval().save_pretrained(self.out / "generator", safe_serialization=True)
+            if ema is None:
+                plain.eval().save_pretrained(self.out / "generator", safe_serialization=True)
+            else:  # the average is the model; the last raw weights stay beside it, for comparison
+                ema.eval().save_pretrained(self.out / "generator", safe_serialization=True)
+                plain.eval().save_pretrained(self.out / "generator-raw", safe_serialization=True)
         if done:
             self.meta["done"].append("generator")
-            self.checkpoint("generator", {"generator": core}, optimizer, {"data": gen},
+            self.checkpoint("generator", modules(), optimizer, {"data": gen},
                             int(self.meta["stage_steps"]["generator"]))
         return done
 
