@@ -468,16 +468,19 @@ def main(argv: list[str] | None = None) -> int:
                             else write_variant_manifest(manifest, label, instructions[name]))
         out = runs_root / f"{label}-{file_hash(variant_manifest)[:10]}"
         print(f"variant {name}: {len(instructions[name])} samples -> {out}")
-        run_bench(variant_manifest, out, editor="revise-tiny", editor_options={"model": str(path), "threads": 1},
-                  judges=["gt"], seed=0, resume=(out / "run.json").is_file(), progress=True)
+        result = run_bench(variant_manifest, out, editor="revise-tiny",
+                           editor_options={"model": str(path), "threads": 1}, judges=["gt"], seed=0,
+                           resume=(out / "run.json").is_file(), progress=True)
         shares[name], failed[name] = read_shares(out)
-        runs[name] = {"manifest": str(variant_manifest), "run": str(out), "n": len(instructions[name])}
+        runs[name] = {"manifest": str(variant_manifest), "run": str(out), "n": len(instructions[name]),
+                      "edited_now": result.n_run, "resumed": result.n_skipped}  # wall_seconds counts edited_now
 
     groups = {s.id: s.group for s in samples}
     table = gain_table(shares, groups, resamples=args.resamples, seed=BOOTSTRAP_SEED)
     if "wrong" in shares:  # the wrong-instruction gain split by where the partner came from
-        for key, fallback in (("true_minus_wrong_same_scenario", False), ("true_minus_wrong_other_scenario", True)):
-            sub = {i: v for i, v in shares["wrong"].items() if pairing[i]["fallback"] == fallback}
+        own = {s.id: scene_type(s)[2] for s in samples}
+        for key, same in (("true_minus_wrong_same_scenario", True), ("true_minus_wrong_other_scenario", False)):
+            sub = {i: v for i, v in shares["wrong"].items() if (pairing[i]["scenario"] == own[i]) == same}
             table["all"][key] = paired_gain(shares["true"], sub, resamples=args.resamples, seed=BOOTSTRAP_SEED)
     scope = "" if args.wrong_scope == "scenario" else f"-wrong-{args.wrong_scope}"
     out_json = args.work / f"bench_instruction_gain-{manifest.root.name}{scope}.json"
