@@ -122,10 +122,13 @@ def load_frames(manifest: str | os.PathLike | Manifest, *, size: int = 32, frame
 
     folder = Path(cache_dir) / f"frames-{_manifest_key(manifest, size, frames)}"
     done = folder / "ids.json"
+    def mapped() -> FrameBank:
+        return FrameBank(samples, np.load(folder / "source.npy", mmap_mode="r"),
+                         np.load(folder / "target.npy", mmap_mode="r"))
+
     if done.is_file():
         if json.loads(done.read_text()) == ids:
-            return FrameBank(samples, np.load(folder / "source.npy", mmap_mode="r"),
-                             np.load(folder / "target.npy", mmap_mode="r"))
+            return mapped()
         raise ConfigError(f"{folder}: the cached frame bank lists other samples than {manifest.path}; delete it")
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / "progress.json"
@@ -151,7 +154,7 @@ def load_frames(manifest: str | os.PathLike | Manifest, *, size: int = 32, frame
     tmp.write_text(json.dumps(ids))
     os.replace(tmp, done)
     marker.unlink(missing_ok=True)
-    return FrameBank(samples, np.load(folder / "source.npy", mmap_mode="r"), np.load(folder / "target.npy", mmap_mode="r"))
+    return mapped()
 
 
 def _fill(src: np.ndarray, tgt: np.ndarray, pairs: list, start: int, frames: int, size: int, workers: int,

@@ -1088,7 +1088,7 @@ class _Trainer:
         wrapped.train()
         if ema is not None:
             ema.to(acc.device)
-            pairs = [(e, p) for e, p in zip(ema.parameters(), core.parameters())]
+            pairs = list(zip(ema.parameters(), core.parameters()))
 
         def update_ema(i: int) -> None:
             # the usual warm-up, so that the early average does not hold the random start: min(d, (1+i)/(10+i))
