@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_vlm:
         vlm = evaluate_vlm(model.vlm, manifest, seed=0, cache_dir=args.work / "cache", progress=True)
         vlm["reason"].pop("examples", None)
+        (vlm.get("facts") or {}).pop("examples", None)
         report["vlm"] = vlm
     (args.work / "bench_revise_tiny.json").write_text(json.dumps(report, indent=1) + "\n")
 
@@ -101,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         v = report["vlm"]
         print(f"VLM judge accuracy (balanced) {v['judge_accuracy']:.3f}; reasoning answers: word F1 "
               f"{v['reason']['word_f1']:.3f}, colour match {v['reason']['colour_match']:.3f}")
+        if "facts" in v:
+            print(f"VLM facts ('Which objects are in this video?' on the source clips): colour match "
+                  f"{v['facts']['colour_match']:.3f}, object match {v['facts']['object_match']:.3f}, colour recall "
+                  f"{v['facts']['colour_recall']:.3f}")
     print(f"\n{'dimension':<18}{'tiny R/C/Q':>16}{'copy R/C/Q':>16}{'tiny O':>8}{'copy O':>8}{'tiny s':>8}"
           f"{'copy s':>8}  R above copy")
     wins, dims = 0, 0

@@ -123,6 +123,48 @@ def test_train_generates_its_own_data_when_the_folder_is_empty(tmp_path):
     assert not (tmp_path / "out" / "revise.json").exists(), "a VLM-only run is not an editor checkpoint"
 
 
+def test_generator_only_run_conditions_on_the_vlm_it_is_given(trained, data, tmp_path):
+    """--stages generator --init-vlm CKPT: the VLM is copied in unchanged, only the generator trains, and the
+    result is an editor checkpoint; the same run from the VLM folder itself gives the same losses."""
+    from safetensors.torch import load_file
+
+    out, _ = trained
+    run = tmp_path / "gen-only"
+    result = train_sft(data, run, toy_config(stages=("generator",), init_vlm=str(out)), progress=False)
+    assert result.finished and result.steps == {"generator": 60}
+    given, copied = load_file(out / "vlm" / "model.safetensors"), load_file(run / "vlm" / "model.safetensors")
+    assert given.keys() == copied.keys() and all(torch.equal(given[k], copied[k]) for k in given)
+    assert (run / "vlm" / "tokenizer.json").read_bytes() == (out / "vlm" / "tokenizer.json").read_bytes()
+    assert {r[0] for r in _losses(run)} == {"generator"}
+    # the trained run's own generator stage saw the same VLM, batches and initialisation
+    assert _losses(run, "generator") == _losses(out, "generator")
+    assert json.loads((run / "revise.json").read_text())["training"]["config"]["init_vlm"] == str(out)
+    ReviseModel.from_pretrained(run)
+    again = tmp_path / "gen-only-folder"
+    train_sft(data, again, toy_config(stages=("generator",), init_vlm=str(out / "vlm")), progress=False)
+    assert _losses(again, "generator") == _losses(run, "generator")
+    with pytest.raises(ConfigError, match="cannot be combined with the vlm stage"):
+        toy_config(init_vlm=str(out))
+    with pytest.raises(ConfigError, match="--init-vlm needs a unified checkpoint"):
+        train_sft(data, tmp_path / "bad", toy_config(stages=("generator",), init_vlm=str(tmp_path)), progress=False)
+
+
+def test_vlm_facts_teach_the_vlm_the_simulators_objects(data, tmp_path):
+    """--vlm-facts: the tokenizer knows the facts question and answers, and the VLM stage trains on them."""
+    from revise.model.vlm import ReviseVLM
+    from revise.model.vlm_data import FACTS_QUESTION, facts_answer
+    from revise.data import load_manifest
+
+    run = tmp_path / "facts"
+    result = train_sft(data, run, toy_config(stages=("vlm",), vlm_steps=8, vlm_facts=True), progress=False)
+    assert result.finished
+    vlm = ReviseVLM.from_pretrained(run / "vlm")
+    samples = list(load_manifest(data / "manifest.jsonl"))
+    assert vlm.tokenizer.unknown_rate(FACTS_QUESTION) == 0
+    assert all(vlm.tokenizer.unknown_rate(facts_answer(s)) == 0 for s in samples)
+    assert json.loads((run / "sft_config.json").read_text())["vlm_facts"] is True
+
+
 def test_train_refuses_bad_folders_and_changed_settings(trained, data, tmp_path):
     out, _ = trained
     with pytest.raises(ConfigError, match="not empty; pass --resume"):

@@ -212,3 +212,49 @@ def test_evaluate_reports_every_kind(trained, manifest):
     result = evaluate_vlm(model, manifest, reason=False)
     assert {"positive", "source", "other", "perturbed", "swapped"} <= set(result["judge_by_kind"])
     assert result["judge_by_kind"]["positive"]["n"] == 8
+
+
+def test_facts_answers_name_what_the_simulator_put_in_the_source(bank, manifest, tmp_path):
+    from revise.data import Sample
+    from revise.model.vlm_data import FACTS_QUESTION, facts_answer
+    from revise.train.vlm import object_set
+
+    for s in bank.samples:
+        state = json.loads(Path(s.state).read_text())
+        present = {(b["colour"], b["shape"]) for b in state["scenes"]["source"]["bodies"]
+                   if b.get("visible", True) and b.get("perceivable", True)}
+        answer = facts_answer(s)
+        assert object_set(answer) == present and answer.endswith("."), (s.id, answer)
+        # bodies the edit adds (absent from the source) are not named
+        hidden = {(b["colour"], b["shape"]) for b in state["scenes"]["source"]["bodies"] if not b.get("visible", True)}
+        assert not (hidden - present) & object_set(answer)
+    assert facts_answer(bank.samples[0]) == facts_answer(bank.samples[0])
+    # an epoch with facts is the epoch without them plus one facts example per sample
+    plain, with_facts = TaskBuilder(bank, 4, seed=0).epoch(0), TaskBuilder(bank, 4, seed=0, facts=True).epoch(0)
+    facts = [e for e in with_facts if e.kind == "facts"]
+    assert len(with_facts) == len(plain) + len(bank) and len(facts) == len(bank)
+    assert plain == TaskBuilder(bank, 4, seed=0).epoch(0)
+    assert all(e.task == "reason" and e.instruction == FACTS_QUESTION and e.video1.which == "source" for e in facts)
+    texts = corpus(bank.samples, facts=True)
+    tok = TextTokenizer.build(texts)
+    assert tok.unknown_rate(FACTS_QUESTION) == 0 and all(tok.unknown_rate(facts_answer(s)) == 0 for s in bank.samples)
+    assert set(corpus(bank.samples)) < set(texts)
+    with pytest.raises(ConfigError, match="no state file"):
+        facts_answer(Sample(id="x", subset="rave", dimension="causal", instruction="i", source=Path("a.mp4")))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="bad.json: unreadable RVE-Sim state"):
+        facts_answer(Sample(id="x", subset="rave", dimension="causal", instruction="i", source=Path("a.mp4"),
+                            state=bad))
+
+
+def test_evaluate_scores_the_facts_question(trained, manifest):
+    from revise.train.vlm import object_set
+
+    assert object_set("a blue ball, an orange box and a green character.") == {
+        ("blue", "ball"), ("orange", "box"), ("green", "character")}
+    model = ReviseVLM.from_pretrained(trained[0])
+    facts = evaluate_vlm(model, manifest)["facts"]
+    assert set(facts) >= {"colour_match", "object_match", "colour_recall", "by_dimension", "examples"}
+    assert all(0.0 <= facts[k] <= 1.0 for k in ("colour_match", "object_match", "colour_recall"))
+    assert len(facts["by_dimension"]) == 8 and facts["examples"][0]["reference"].endswith(".")

@@ -84,6 +84,12 @@ def sft(
     ema: float = typer.Option(0.0, "--ema", help="Decay of an exponential moving average of the generator's weights "
                               "(e.g. 0.999; 0 = off). The average becomes generator/, the last raw weights "
                               "generator-raw/."),
+    vlm_facts: bool = typer.Option(False, "--vlm-facts", help="Also teach the VLM what the simulator knows is in "
+                                   "each clip: 'Which objects are in this video?' answered with the source's "
+                                   "colours and objects (docs/training.md)."),
+    init_vlm: str = typer.Option("", "--init-vlm", help="With --stages generator: train a generator conditioned on "
+                                 "this VLM (a shipped name such as revise-tiny, a checkpoint or a VLM folder), copied "
+                                 "into OUT/vlm."),
     vlm_config: Optional[str] = typer.Option(None, "--vlm-config", help="JSON overrides of the VLM config."),
     generator_config: Optional[str] = typer.Option(None, "--generator-config", help="JSON overrides of the "
                                                    "generator config."),
@@ -108,7 +114,8 @@ def sft(
             "--vlm-batch-size": (vlm_batch_size, 32), "--vlm-lr": (vlm_lr, 1e-3), "--vlm-warmup": (vlm_warmup, 100),
             "--change-weight": (change_weight, 0.0), "--dimension-weights": (dimension_weights, None),
             "--vlm-share": (vlm_share, 0.4), "--bf16": (bf16, ""), "--ema": (ema, 0.0),
-            "--vlm-config": (vlm_config, None), "--generator-config": (generator_config, None)})
+            "--init-vlm": (init_vlm, ""), "--vlm-facts": (vlm_facts, False), "--vlm-config": (vlm_config, None),
+            "--generator-config": (generator_config, None)})
         _run_scaled(config, data, out, None, resume, threads, recipe="sft", seed=seed, per_dimension=per_dimension,
                     steps=_or(gen_steps, 1000), batch_size=_or(gen_batch_size, 1), lr=_or(gen_lr, 1e-4),
                     warmup=_or(gen_warmup, 50), loss_space=_or(loss_space, "velocity"), frames=frames, size=size,
@@ -130,7 +137,7 @@ def sft(
                        dimension_weights=_json_option(dimension_weights, "--dimension-weights"),
                        generator_config=_json_option(generator_config, "--generator-config"),
                        max_minutes=max_minutes, vlm_share=vlm_share, checkpoint_every=checkpoint_every,
-                       log_every=log_every, ema_decay=ema)
+                       log_every=log_every, ema_decay=ema, init_vlm=init_vlm, vlm_facts=vlm_facts)
     result = train_sft(data, out, config, resume=resume, threads=threads)
     typer.echo(f"finished: {result.steps} steps in {result.seconds:.0f} s; last losses "
                f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")

@@ -239,6 +239,32 @@ def valid_perturbations(bank: FrameBank, index: int, k: int, seed: int = 0) -> l
     return out
 
 
+# ---- structured facts from the simulator ------------------------------------------------------------
+#: The question of the ``facts`` examples (asked as a ``reason`` prompt: no new task token, so any VLM runs it)
+FACTS_QUESTION = "Which objects are in this video?"
+
+
+def facts_answer(sample: Sample) -> str:
+    """What the simulator knows is in ``sample``'s source clip, as the answer to :data:`FACTS_QUESTION`:
+    every body present at the start, ``"a blue box, an orange ball and a green character."``, sorted by
+    shape then colour (a set, in one canonical order). Read from the sample's state file; a missing or
+    unreadable one is a one-line error naming it."""
+    if sample.state is None:
+        raise ConfigError(f"sample {sample.id}: no state file; the facts task needs RVE-Sim samples")
+    try:
+        state = json.loads(Path(sample.state).read_text())
+        bodies = state["scenes"]["source"]["bodies"]
+        items = sorted({(str(b["shape"]), str(b["colour"])) for b in bodies
+                        if b.get("visible", True) and b.get("perceivable", True)})
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{sample.state}: unreadable RVE-Sim state ({type(exc).__name__}: {exc})") from None
+    if not items:
+        raise ConfigError(f"{sample.state}: the source scene has no visible object")
+    words = [f"{'an' if colour[0] in 'aeiou' else 'a'} {colour} {shape}" for shape, colour in items]
+    text = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    return text + "."
+
+
 # ---- task examples ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Example:
@@ -258,10 +284,15 @@ class Example:
 
 
 class TaskBuilder:
-    """Draws the three tasks' examples from a bank; every draw is a function of ``(seed, epoch)``."""
+    """Draws the three tasks' examples from a bank; every draw is a function of ``(seed, epoch)``.
 
-    def __init__(self, bank: FrameBank, k: int, seed: int = 0):
+    ``facts=True`` adds one ``facts`` example per sample and epoch: :data:`FACTS_QUESTION` about the source
+    clip, answered with what the simulator knows is in it (:func:`facts_answer`), so the VLM is taught to
+    name the colours and objects it sees. Without it the epochs are exactly as before."""
+
+    def __init__(self, bank: FrameBank, k: int, seed: int = 0, *, facts: bool = False):
         self.bank, self.k, self.seed = bank, k, seed
+        self._facts = [facts_answer(s) for s in bank.samples] if facts else None
         self.by_group: dict[str, list[int]] = defaultdict(list)
         for i, s in enumerate(bank.samples):
             self.by_group[s.group].append(i)
@@ -311,6 +342,11 @@ class TaskBuilder:
         s = self.bank.samples[i]
         return Example("reason", Clip(i, "source"), None, s.instruction, s.reference_answer, "answer")
 
+    def facts(self, i: int) -> Example:
+        """The ``facts`` example of sample ``i`` (a ``reason`` prompt with :data:`FACTS_QUESTION`)."""
+        answer = self._facts[i] if self._facts is not None else facts_answer(self.bank.samples[i])
+        return Example("reason", Clip(i, "source"), None, FACTS_QUESTION, answer, "facts")
+
     def epoch(self, epoch: int, *, judge_pairs: int = 2) -> list[Example]:
         """One epoch, shuffled: per sample one describe, one reason and ``judge_pairs`` positive/negative
         pairs (negatives drawn without replacement from the available kinds), so the judge sees as many
@@ -319,6 +355,8 @@ class TaskBuilder:
         items: list[Example] = []
         for i in range(len(self.bank)):
             items += [self.describe(i), self.reason(i)]
+            if self._facts is not None:
+                items.append(self.facts(i))
             negs = self.negatives(i, rng)
             picks = rng.permutation(len(negs))[:judge_pairs]
             for p in picks:
@@ -354,9 +392,12 @@ def collate(bank: FrameBank, examples: list[Example], k: int):
             stack([e.video1 for e in examples]), stack(video2) if video2 else None)
 
 
-def corpus(samples: list[Sample]) -> list[str]:
-    """The texts a tokenizer is built from: instructions, reference answers and captions."""
+def corpus(samples: list[Sample], *, facts: bool = False) -> list[str]:
+    """The texts a tokenizer is built from: instructions, reference answers and captions (with ``facts``,
+    also :data:`FACTS_QUESTION` and every sample's :func:`facts_answer`)."""
     texts = []
     for s in samples:
         texts += [s.instruction, s.reference_answer or "", s.metadata.get("target_caption", "")]
-    return texts
+        if facts:
+            texts.append(facts_answer(s))
+    return texts + ([FACTS_QUESTION] if facts else [])

@@ -48,7 +48,7 @@ def run_from_checkpoint(trainer, init: str | os.PathLike, data: str | os.PathLik
     unified checkpoint ``init`` (a folder or a shipped name), in ``out_dir``; ``OUT/config_name`` records the
     resolved ``init`` with every setting (:func:`revise.train.sft.run_in_folder`)."""
     from ..model.unified import resolve_checkpoint
-    from .sft import run_in_folder
+    from .engine import run_in_folder
 
     init_path = resolve_checkpoint(init)
     out = Path(out_dir)

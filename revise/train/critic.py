@@ -38,7 +38,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from .common import OneStage, check_settings, run_from_checkpoint
-from .sft import SFTResult, _Trainer, lr_scale
+from .engine import SFTResult, lr_scale
+from .sft import _Trainer
 
 STAGE = "critic"
 DATA_NAME = "critic_data.npz"

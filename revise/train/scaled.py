@@ -33,7 +33,8 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .common import OneStage, check_settings
-from .sft import SFTResult, _Trainer, lr_scale, run_in_folder
+from .engine import SFTResult, lr_scale, run_in_folder
+from .sft import _Trainer
 
 STAGE = "scaled"
 TRAINABLE_NAME = "trainable.safetensors"

@@ -31,9 +31,12 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import ConfigError
 from .common import OneStage, check_settings, run_from_checkpoint
-from .sft import SFTResult, _Trainer, lr_scale
+from .engine import SFTResult, lr_scale
+from .sft import _Trainer
 
 
 @dataclass
@@ -148,8 +151,7 @@ class _SRFTrainer(_Trainer):
         ids = torch.stack([generator.pad_ids(unified.text_ids(s.instruction))[0] for s in self.bank.samples])
         instructions = [s.instruction for s in self.bank.samples]
         frames = self.generator_bank(generator)  # at the generator's size; the VLM's features from its own
-        source = torch.from_numpy(frames.source).permute(0, 4, 1, 2, 3)
-        target = torch.from_numpy(frames.target).permute(0, 4, 1, 2, 3)
+        source, target = frames.source, frames.target  # uint8 (N, T, H, W, 3), memory-mapped (read-only) when cached
         # the critic's Yes/No head: a separate copy of the two output rows, trainable only on request
         head = torch.nn.Parameter(vlm.yes_no_rows().detach().clone(),
                                   requires_grad=cfg.unfreeze_critic_head)
@@ -169,7 +171,8 @@ class _SRFTrainer(_Trainer):
         wrapped, optimizer = self.prepare(generator, optimizer)  # the frozen critic is not wrapped
         lo, hi = cfg.reward_t_range
 
-        def unit(x):
+        def unit(clips, idx):  # the batch's clips, read from the bank -> (B, 3, T, H, W) in [-1, 1]
+            x = torch.from_numpy(np.ascontiguousarray(clips[idx.numpy()])).permute(0, 4, 1, 2, 3)
             return x.to(dev).float() / 127.5 - 1.0
 
         def step_fn(i: int, total: int):
@@ -177,8 +180,8 @@ class _SRFTrainer(_Trainer):
                 base = cfg.lr if g_index == 0 else cfg.head_lr
                 group["lr"] = base * lr_scale(i, total, cfg.warmup)
             idx = torch.randint(0, len(source), (cfg.batch_size,), generator=gen)
-            src = unit(source[idx])
-            batch = {"source": src, "target": unit(target[idx]), "text_ids": ids[idx].to(dev),
+            src = unit(source, idx)
+            batch = {"source": src, "target": unit(target, idx), "text_ids": ids[idx].to(dev),
                      "vlm_hidden": hidden[idx].to(dev), "vlm_mask": masks[idx].to(dev)}
             loss_fm, extras = flow_matching_loss(wrapped, batch, gen, change_weight=cfg.change_weight,
                                                  loss_space=cfg.loss_space)

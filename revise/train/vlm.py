@@ -204,7 +204,8 @@ def evaluate_vlm(model, manifest: str | os.PathLike, *, seed: int = 0, cache_dir
 
     Returns ``{"judge_accuracy", "judge_positive_accuracy", "judge_negative_accuracy", "judge_by_kind",
     "judge_by_dimension", "reason": {exact, word_f1, keyword_f1, colour_match, token_accuracy,
-    "by_dimension"}, "samples", "seconds"}``.
+    "by_dimension"}, "facts": {colour_match, object_match, colour_recall, "by_dimension"} (RVE-Sim samples,
+    with state files, only), "samples", "seconds"}``.
     """
     import torch
 
@@ -245,18 +246,25 @@ def evaluate_vlm(model, manifest: str | os.PathLike, *, seed: int = 0, cache_dir
     }
     if reason:
         result["reason"] = _evaluate_reasoning(model, bank, builder, batch_size, collate)
+        if all(sample.state is not None for sample in bank.samples):
+            result["facts"] = _evaluate_facts(model, bank, builder, batch_size, collate)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
 
-def _evaluate_reasoning(model, bank, builder, batch_size: int, collate) -> dict:
+def object_set(text: str) -> set[tuple[str, str]]:
+    """The ``(colour, noun)`` pairs a text names ("a blue ball, an orange box" -> {(blue, ball), (orange, box)})."""
+    words = _words(text)
+    return {(a, b) for a, b in zip(words, words[1:]) if a in COLOURS and b not in COLOURS}
+
+
+def _greedy_answers(model, bank, examples, batch_size: int, collate) -> tuple[list[str], list[float]]:
+    """Greedy answers to ``examples`` and each one's teacher-forced token accuracy."""
     import torch
 
     k = model.config.frames
-    examples = [builder.reason(i) for i in range(len(bank))]
-    scores: list[dict] = []
-    token_acc: list[float] = []
     outputs: list[str] = []
+    token_acc: list[float] = []
     with torch.no_grad():
         for start in range(0, len(examples), batch_size):
             chunk = examples[start:start + batch_size]
@@ -265,9 +273,38 @@ def _evaluate_reasoning(model, bank, builder, batch_size: int, collate) -> dict:
             token_acc += row_acc.tolist()
             ids = model.greedy(model.build_inputs(tasks, instructions, padding="left"), video1, None,
                                model.config.max_answer_tokens + 1)
-            texts = [model.tokenizer.decode(row) for row in ids]
-            outputs += texts
-            scores += [answer_scores(t, a) for t, a in zip(texts, answers)]
+            outputs += [model.tokenizer.decode(row) for row in ids]
+    return outputs, token_acc
+
+
+def _evaluate_facts(model, bank, builder, batch_size: int, collate) -> dict:
+    """The ``facts`` question (:data:`~revise.model.vlm_data.FACTS_QUESTION`) on every source clip against
+    what the simulator knows is there: ``colour_match`` (the same set of colours), ``object_match`` (the
+    same set of colour-object pairs), ``colour_recall`` (share of the true colours named), per dimension."""
+    examples = [builder.facts(i) for i in range(len(bank))]
+    outputs, _ = _greedy_answers(model, bank, examples, batch_size, collate)
+    rows = []
+    for e, text in zip(examples, outputs):
+        true_c = {w for w in _words(e.answer) if w in COLOURS}
+        said_c = {w for w in _words(text) if w in COLOURS}
+        rows.append({"colour_match": float(said_c == true_c), "object_match": float(object_set(text) == object_set(e.answer)),
+                     "colour_recall": len(said_c & true_c) / max(1, len(true_c))})
+    keys = ("colour_match", "object_match", "colour_recall")
+    by_dim: dict[str, list[dict]] = defaultdict(list)
+    for e, r in zip(examples, rows):
+        by_dim[bank.samples[e.video1.index].group].append(r)
+    result = {key: float(np.mean([r[key] for r in rows])) for key in keys}
+    result["by_dimension"] = {g: {key: float(np.mean([r[key] for r in v])) for key in keys}
+                              for g, v in sorted(by_dim.items())}
+    result["examples"] = [{"id": bank.samples[e.video1.index].id, "reference": e.answer, "generated": t}
+                          for e, t in list(zip(examples, outputs))[:6]]
+    return result
+
+
+def _evaluate_reasoning(model, bank, builder, batch_size: int, collate) -> dict:
+    examples = [builder.reason(i) for i in range(len(bank))]
+    outputs, token_acc = _greedy_answers(model, bank, examples, batch_size, collate)
+    scores = [answer_scores(t, e.answer) for t, e in zip(outputs, examples)]
     keys = ("exact", "word_f1", "keyword_f1", "colour_match")
     by_dim: dict[str, list[dict]] = defaultdict(list)
     for e, s in zip(examples, scores):

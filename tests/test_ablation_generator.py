@@ -1,0 +1,83 @@
+"""benchmarks/ablation_generator.py's building blocks: the train-split prefixes it hard-links, the scores it
+reads back from real bench runs, the paired differences and the scaling plot."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from revise.bench import run_bench
+from revise.data import load_manifest
+from revise.sim import generate_dataset
+from revise.video import read_video
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ablation():
+    spec = importlib.util.spec_from_file_location("ablation_generator", ROOT / "benchmarks" / "ablation_generator.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_prefix_is_what_sim_generate_writes(ablation, tmp_path):
+    work = tmp_path / "work"
+    prefix = ablation.train_split(work, 1, 0, biggest=2, size=32)
+    direct = generate_dataset(tmp_path / "direct", per_dimension=1, seed=0, split="train", size=32)
+    a, b = list(load_manifest(prefix / "manifest.jsonl")), list(load_manifest(direct))
+    assert [s.id for s in a] == [s.id for s in b] and len(a) == 8
+    assert [s.instruction for s in a] == [s.instruction for s in b]
+    assert [s.metadata for s in a] == [s.metadata for s in b]
+    for x, y in zip(a, b):  # the same states and clips, and hard links to the big split's files
+        assert x.state.read_bytes() == y.state.read_bytes()
+        assert os.stat(x.source).st_nlink == 2 and os.stat(x.target).st_nlink == 2
+        for u, v in ((x.source, y.source), (x.target, y.target)):
+            # libx264 (PyAV's build) does not always write the same bytes for the same frames (measured: a
+            # mean of up to 0.63 levels, at most 27, between two encodes of identical 32 px renders), so the
+            # two files are compared decoded, within 2 levels on average: a wrong clip is off by far more
+            d = np.abs(read_video(u).frames.astype(int) - read_video(v).frames.astype(int))
+            assert d.mean() < 2.0, (u, d.mean(), d.max())
+    assert ablation.train_split(work, 1, 0, biggest=2, size=32) == prefix  # a second call reuses it
+    assert not list(work.glob(".*partial"))
+
+
+def test_scores_and_paired_differences_from_real_runs(ablation, tmp_path):
+    manifest = generate_dataset(tmp_path / "test", per_dimension=1, seed=0, split="test")
+    runs = {}
+    for editor in ("copy", "oracle"):
+        out = tmp_path / editor
+        run_bench(manifest, out, editor=editor, judges=["gt"], seed=0, report=False, progress=False)
+        runs[editor] = ablation.shares(out)
+    assert set(runs["copy"]) == set(runs["oracle"]) and len(runs["copy"]) == 8
+    oracle = ablation.row_of(runs["oracle"], None)
+    assert oracle["share"] == pytest.approx(1.0) and oracle["accuracy"] > 0
+    copy = ablation.row_of(runs["copy"], runs["oracle"])
+    expected = np.mean([runs["copy"][i][1] - 1.0 for i in runs["copy"]])
+    assert copy["vs_control"] == pytest.approx(expected, abs=1e-4) and copy["vs_control"] < 0
+    lo, hi = copy["vs_control_ci95"]
+    assert lo <= copy["vs_control"] <= hi
+    assert set(copy["dimensions"]) == set(ablation.DIMENSIONS)
+
+
+def test_scaling_plot_is_valid_svg_with_every_point(ablation):
+    def entry(steps, clips, share):
+        row = {"share": share, "ci95": [share - 0.02, share + 0.02]}
+        return {"generator_steps": steps, "train_clips": clips, "val": dict(row), "test": dict(row)}
+
+    variants = {"steps-500": entry(500, 1200, 0.2), "control": entry(1500, 1200, 0.23),
+                "control+ema": entry(1500, 1200, 0.22), "shipped": entry(5145, 1200, 0.38),
+                "data-40": entry(1500, 320, 0.21), "data-600": entry(1500, 4800, 0.25)}
+    svg = ablation.scaling_svg(variants)
+    root = ET.fromstring(svg)
+    circles = root.findall("{http://www.w3.org/2000/svg}circle")
+    assert len(circles) == 3 + 1 + 3 + 1  # each panel: three raw points and the one EMA point
+    assert "5,145" in svg and "4,800" in svg
+    json.dumps(variants)  # what the script writes beside the plot is plain JSON
