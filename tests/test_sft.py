@@ -147,6 +147,7 @@ def test_generator_only_run_conditions_on_the_vlm_it_is_given(trained, data, tmp
         toy_config(init_vlm=str(out))
     with pytest.raises(ConfigError, match="--init-vlm needs a unified checkpoint"):
         train_sft(data, tmp_path / "bad", toy_config(stages=("generator",), init_vlm=str(tmp_path)), progress=False)
+    assert not (tmp_path / "bad").exists()  # refused before the run folder was written: a retry is not refused
 
 
 def test_vlm_facts_teach_the_vlm_the_simulators_objects(data, tmp_path):

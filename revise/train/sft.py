@@ -147,6 +147,8 @@ def train_sft(data: str | os.PathLike, out_dir: str | os.PathLike, config: SFTCo
     """Run (or resume) SFT into ``out_dir``; see the module docstring. Returns what was done."""
     config = config or SFTConfig()
     out = Path(out_dir)
+    if config.init_vlm:
+        vlm_folder(config.init_vlm)  # a VLM that is not there fails before OUT is written
     return run_in_folder(out, "sft_config.json", config.to_dict(), resume, threads,
                          lambda: _Trainer(Path(data), out, config, resume, progress).run(),
                          defaults=SFTConfig().to_dict())
