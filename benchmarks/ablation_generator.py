@@ -9,6 +9,12 @@ passes, rave/commonsense and icvg/emotional drawn twice as often) conditioned on
     data-40      320 clips (40 per dimension), 1,500 steps     (data curve)
     data-600     4,800 clips (600 per dimension), 1,500 steps  (data curve)
     adaln        control + the instruction through adaLN ("adaln_condition": true)
+    vlm-facts    control conditioned on a VLM of its own instead of the shipped one: the shipped VLM recipe
+                 (3,000 steps, seed 0) with the simulator's objects as an extra task (``--vlm-facts``);
+                 its describe/reason/facts scores on val are printed next to the shipped VLM's
+    latent       control in the latent space of a tiny Wan VAE trained first on the same clips
+                 (``revise train vae --steps 1200``, ``--gen-vae``): a (8, 5, 8, 8) latent per clip, patches
+                 of 1 x 1 x 1 (320 tokens against 512) and source tokens of 1 x 2 x 2
 
 Every run keeps an EMA of its weights (``--ema 0.999``), which does not change training, so each run gives
 two rows: ``NAME`` (the last raw weights, ``generator-raw/``) and ``NAME+ema``. ``shipped`` (the shipped
@@ -52,6 +58,9 @@ VARIANTS = {
     "data-40": {"per_dimension": 40, "steps": 1500},
     "data-600": {"per_dimension": 600, "steps": 1500},
     "adaln": {"per_dimension": 150, "steps": 1500, "generator": {"adaln_condition": True}},
+    "vlm-facts": {"per_dimension": 150, "steps": 1500, "vlm": {"facts": True, "steps": 3000}},
+    "latent": {"per_dimension": 150, "steps": 1500, "vae": {"steps": 1200},
+               "generator": {"patch_size": [1, 1, 1], "source_patch_size": [1, 2, 2]}},
 }
 DIMENSIONS = [f"{s}/{d}" for s, dims in SUBSETS.items() for d in dims]
 
@@ -110,17 +119,58 @@ def train(work: Path, name: str, spec: dict, threads: int) -> Path:
     if (out / "revise.json").is_file():
         return out
     data = train_split(work, spec["per_dimension"], 0)
+    vlm = str(train_vlm(work, name, spec["vlm"], data, threads)) if spec.get("vlm") else "revise-tiny"
     cmd = [sys.executable, "-m", "revise.cli.main", "train", "sft", "--data", str(data), "--out", str(out),
-           "--stages", "generator", "--init-vlm", "revise-tiny", "--seed", "0",
+           "--stages", "generator", "--init-vlm", vlm, "--seed", "0",
            "--per-dimension", str(spec["per_dimension"]), "--gen-steps", str(spec["steps"]), "--bf16", "generator",
            "--ema", "0.999", "--threads", str(threads),
            "--generator-config", json.dumps({**SHIPPED_GEN, **spec.get("generator", {})}),
            "--dimension-weights", json.dumps(SHIPPED_WEIGHTS)]
+    if spec.get("vae"):
+        cmd += ["--gen-vae", str(train_vae_run(work, name, spec["vae"], data, threads))]
     if (out / "state" / "state.json").is_file():
         cmd.append("--resume")
     log(f"training {name}: {' '.join(cmd[1:])}")
     subprocess.run(cmd, check=True)
     return out
+
+
+def vlm_done(run: Path, steps: int) -> bool:
+    state = run / "state" / "state.json"
+    if not (run / "vlm" / "model.safetensors").is_file() or not state.is_file():
+        return False
+    meta = json.loads(state.read_text()).get("meta", {})
+    return "vlm" in meta.get("done", []) and int(meta.get("stage_steps", {}).get("vlm", 0)) >= steps
+
+
+def train_vlm(work: Path, name: str, spec: dict, data: Path, threads: int) -> Path:
+    """The variant's own VLM (``work/runs/NAME-vlm``, the shipped VLM recipe plus ``spec``'s changes), trained or
+    resumed; returns its VLM folder."""
+    run = work / "runs" / f"{name}-vlm"
+    if not vlm_done(run, spec["steps"]):
+        cmd = [sys.executable, "-m", "revise.cli.main", "train", "sft", "--data", str(data), "--out", str(run),
+               "--stages", "vlm", "--seed", "0", "--vlm-steps", str(spec["steps"]), "--threads", str(threads)]
+        if spec.get("facts"):
+            cmd.append("--vlm-facts")
+        if (run / "state" / "state.json").is_file():
+            cmd.append("--resume")
+        log(f"training {name}'s VLM: {' '.join(cmd[1:])}")
+        subprocess.run(cmd, check=True)
+    return run / "vlm"
+
+
+def train_vae_run(work: Path, name: str, spec: dict, data: Path, threads: int) -> Path:
+    """The variant's VAE (``work/runs/NAME-vae``, ``revise train vae`` with its defaults and ``spec["steps"]``),
+    trained or resumed; returns its VAE folder."""
+    run = work / "runs" / f"{name}-vae"
+    if not (run / "vae.json").is_file():
+        cmd = [sys.executable, "-m", "revise.cli.main", "train", "vae", "--data", str(data), "--out", str(run),
+               "--seed", "0", "--steps", str(spec["steps"]), "--threads", str(threads)]
+        if (run / "state" / "state.json").is_file():
+            cmd.append("--resume")
+        log(f"training {name}'s VAE: {' '.join(cmd[1:])}")
+        subprocess.run(cmd, check=True)
+    return run / "vae"
 
 
 def raw_checkpoint(out: Path) -> Path:
@@ -136,6 +186,29 @@ def raw_checkpoint(out: Path) -> Path:
     shutil.copytree(out / "generator-raw", tmp / "generator")
     os.replace(tmp, raw)
     return raw
+
+
+def vlm_scores(work: Path, name: str, vlm: Path | None, manifest: Path) -> dict:
+    """The VLM's val scores (``revise.train.vlm.evaluate_vlm``: judge accuracy, reasoning answers' word F1 and
+    colour match, facts answers' colour/object match), cached in ``work/vlm-NAME.json``."""
+    path = work / f"vlm-{name}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    from revise.model.unified import ReviseModel
+    from revise.model.vlm import ReviseVLM
+    from revise.train.vlm import evaluate_vlm
+
+    model = (ReviseVLM.from_pretrained(vlm) if vlm is not None
+             else ReviseModel.from_pretrained(resolve_checkpoint("revise-tiny")).vlm)
+    log(f"evaluating {name}'s VLM on {manifest}")
+    r = evaluate_vlm(model, manifest, cache_dir=work / "vlm-cache")
+    row = {"judge_accuracy": r["judge_accuracy"], "reason_word_f1": r["reason"]["word_f1"],
+           "reason_colour_match": r["reason"]["colour_match"], "facts_colour_match": r["facts"]["colour_match"],
+           "facts_object_match": r["facts"]["object_match"], "facts_colour_recall": r["facts"]["colour_recall"],
+           "describe_word_f1": r["describe"]["word_f1"], "describe_colour_match": r["describe"]["colour_match"],
+           "facts_examples": r["facts"]["examples"][:3], "reason_examples": r["reason"]["examples"][:3]}
+    path.write_text(json.dumps(row, indent=1) + "\n")
+    return row
 
 
 def shares(run_dir: Path) -> dict[str, tuple[str, float, float, bool, float]]:
@@ -306,6 +379,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nper-dimension test share:\n{'variant':<16}" + "".join(f"{d.split('/')[1][:9]:>10}" for d in DIMENSIONS))
     for label, e in results["variants"].items():
         print(f"{label:<16}" + "".join(f"{e['test']['dimensions'].get(d, float('nan')):>10.3f}" for d in DIMENSIONS))
+    own_vlm = [n for n in names if VARIANTS[n].get("vlm")]
+    if own_vlm:
+        results["vlm"] = {"shipped": vlm_scores(args.work, "shipped", None, splits["val"])}
+        for n in own_vlm:
+            results["vlm"][n] = vlm_scores(args.work, n, args.work / "runs" / f"{n}-vlm" / "vlm", splits["val"])
+        path.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"\nVLM on val:\n{'vlm':<16}{'judge acc':>10}{'reason F1':>10}{'reason col':>11}{'desc col':>9}"
+              f"{'facts col':>10}{'facts obj':>10}{'col recall':>11}")
+        for n, v in results["vlm"].items():
+            print(f"{n:<16}{v['judge_accuracy']:>10.3f}{v['reason_word_f1']:>10.3f}{v['reason_colour_match']:>11.3f}"
+                  f"{v['describe_colour_match']:>9.3f}{v['facts_colour_match']:>10.3f}{v['facts_object_match']:>10.3f}"
+                  f"{v['facts_colour_recall']:>11.3f}")
     print(f"\nwritten {path} and {args.work / 'scaling.svg'}")
     return 0
 

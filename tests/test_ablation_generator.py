@@ -81,3 +81,24 @@ def test_scaling_plot_is_valid_svg_with_every_point(ablation):
     assert len(circles) == 3 + 1 + 3 + 1  # each panel: three raw points and the one EMA point
     assert "5,145" in svg and "4,800" in svg
     json.dumps(variants)  # what the script writes beside the plot is plain JSON
+
+
+def test_own_vlm_run_is_recognised_finished_and_scored(ablation, tmp_path):
+    """The vlm-facts variant's VLM: a real VLM-only run counts as finished only with all its steps, and its val
+    scores (the facts ones included) are written once and then read back."""
+    from toymodel import toy_config
+    from revise.train.sft import train_sft
+
+    data = tmp_path / "train"
+    generate_dataset(data, per_dimension=1, seed=3, split="train", size=32, frames=16)
+    run = tmp_path / "runs" / "v-vlm"
+    assert not ablation.vlm_done(run, 4)
+    train_sft(data, run, toy_config(stages=("vlm",), vlm_steps=4, vlm_facts=True), progress=False)
+    assert ablation.vlm_done(run, 4) and not ablation.vlm_done(run, 5)
+    row = ablation.vlm_scores(tmp_path, "v", run / "vlm", data / "manifest.jsonl")
+    for key in ("judge_accuracy", "reason_colour_match", "describe_colour_match", "facts_colour_match",
+                "facts_object_match"):
+        assert 0.0 <= row[key] <= 1.0, key
+    assert row["facts_examples"]  # RVE-Sim samples carry states, so the facts task is scored
+    (tmp_path / "vlm-v.json").write_text(json.dumps({**row, "judge_accuracy": -1}))
+    assert ablation.vlm_scores(tmp_path, "v", run / "vlm", data / "manifest.jsonl")["judge_accuracy"] == -1

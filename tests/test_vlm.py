@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from revise.data import load_manifest
 from revise.errors import ConfigError
 from revise.model.tokenizer import TextTokenizer
 from revise.model.vlm import ReviseVLM, VLMConfig, prepare_video
@@ -254,7 +255,12 @@ def test_evaluate_scores_the_facts_question(trained, manifest):
     assert object_set("a blue ball, an orange box and a green character.") == {
         ("blue", "ball"), ("orange", "box"), ("green", "character")}
     model = ReviseVLM.from_pretrained(trained[0])
-    facts = evaluate_vlm(model, manifest)["facts"]
+    result = evaluate_vlm(model, manifest)
+    facts = result["facts"]
+    describe = result["describe"]  # the target captions, scored like the reasoning answers
+    assert all(0.0 <= describe[k] <= 1.0 for k in ("word_f1", "colour_match", "token_accuracy"))
+    captions = {s.metadata["target_caption"] for s in load_manifest(manifest)}
+    assert describe["examples"] and all(e["reference"] in captions for e in describe["examples"])
     assert set(facts) >= {"colour_match", "object_match", "colour_recall", "by_dimension", "examples"}
     assert all(0.0 <= facts[k] <= 1.0 for k in ("colour_match", "object_match", "colour_recall"))
     assert len(facts["by_dimension"]) == 8 and facts["examples"][0]["reference"].endswith(".")

@@ -90,6 +90,9 @@ def sft(
     init_vlm: str = typer.Option("", "--init-vlm", help="With --stages generator: train a generator conditioned on "
                                  "this VLM (a shipped name such as revise-tiny, a checkpoint or a VLM folder), copied "
                                  "into OUT/vlm."),
+    gen_vae: str = typer.Option("", "--gen-vae", help="A VAE folder from `revise train vae` (RUN/vae): the generator "
+                                "works in its latent space (the VAE frozen, saved inside the generator; set "
+                                "patch_size/source_patch_size for the latent grid in --generator-config)."),
     vlm_config: Optional[str] = typer.Option(None, "--vlm-config", help="JSON overrides of the VLM config."),
     generator_config: Optional[str] = typer.Option(None, "--generator-config", help="JSON overrides of the "
                                                    "generator config."),
@@ -115,7 +118,7 @@ def sft(
             "--change-weight": (change_weight, 0.0), "--dimension-weights": (dimension_weights, None),
             "--vlm-share": (vlm_share, 0.4), "--bf16": (bf16, ""), "--ema": (ema, 0.0),
             "--init-vlm": (init_vlm, ""), "--vlm-facts": (vlm_facts, False), "--vlm-config": (vlm_config, None),
-            "--generator-config": (generator_config, None)})
+            "--generator-config": (generator_config, None), "--gen-vae": (gen_vae, "")})
         _run_scaled(config, data, out, None, resume, threads, recipe="sft", seed=seed, per_dimension=per_dimension,
                     steps=_or(gen_steps, 1000), batch_size=_or(gen_batch_size, 1), lr=_or(gen_lr, 1e-4),
                     warmup=_or(gen_warmup, 50), loss_space=_or(loss_space, "velocity"), frames=frames, size=size,
@@ -137,7 +140,8 @@ def sft(
                        dimension_weights=_json_option(dimension_weights, "--dimension-weights"),
                        generator_config=_json_option(generator_config, "--generator-config"),
                        max_minutes=max_minutes, vlm_share=vlm_share, checkpoint_every=checkpoint_every,
-                       log_every=log_every, ema_decay=ema, init_vlm=init_vlm, vlm_facts=vlm_facts)
+                       log_every=log_every, ema_decay=ema, init_vlm=init_vlm, vlm_facts=vlm_facts,
+                       gen_vae=gen_vae)
     result = train_sft(data, out, config, resume=resume, threads=threads)
     typer.echo(f"finished: {result.steps} steps in {result.seconds:.0f} s; last losses "
                f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")
@@ -246,6 +250,45 @@ def critic(
                           lr=lr, head_lr=head_lr, warmup=warmup, max_minutes=max_minutes,
                           checkpoint_every=checkpoint_every, log_every=log_every)
     result = train_critic(init, data, out, config, resume=resume, threads=threads)
+    typer.echo(f"finished: {result.steps} steps in {result.seconds:.0f} s; last loss "
+               f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")
+
+
+@train_app.command("vae")
+def vae(
+    data: Path = typer.Option(..., "--data", help="RVE-Sim train folder (generated there first if missing/empty)."),
+    out: Path = typer.Option(..., "--out", help="Run folder: OUT/vae/ (the VAE, diffusers format) and OUT/vae.json."),
+    size: int = typer.Option(64, "--size", help="Frame size trained on (pixels)."),
+    clip_frames: int = typer.Option(5, "--clip-frames", help="Frames per training window (1 + k x the VAE's "
+                                    "temporal factor, 4 by default)."),
+    vae_config: Optional[str] = typer.Option(None, "--vae-config", help="JSON object of AutoencoderKLWan options "
+                                             "over the tiny defaults (base_dim 16, z_dim 8, dim_mult [1,2,4,4], "
+                                             "num_res_blocks 1, temperal_downsample [false,true,true])."),
+    steps: int = typer.Option(2000, "--steps", help="Training steps (an upper bound with --max-minutes)."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Clip windows per step."),
+    lr: float = typer.Option(5e-4, "--lr", help="Peak learning rate (AdamW, linear warm-up, cosine decay)."),
+    warmup: int = typer.Option(50, "--warmup", help="Linear warm-up steps."),
+    kl_weight: float = typer.Option(1e-6, "--kl-weight", help="Weight of the KL term beside L1 + MSE."),
+    bf16: bool = typer.Option(False, "--bf16", help="Forward passes under bf16 autocast (fp32 weights)."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-clock budget; the step count "
+                                                "is fitted to it and the run always ends with a checkpoint."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the initial weights, the windows and the posterior draws."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT from its last checkpoint."),
+    per_dimension: int = typer.Option(150, "--per-dimension", help="Train samples per dimension when generating."),
+    checkpoint_every: int = typer.Option(100, "--checkpoint-every"),
+    log_every: int = typer.Option(10, "--log-every"),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
+) -> None:
+    """A tiny Wan VAE (diffusers AutoencoderKLWan, 8x in space, 4x in time) trained on RVE-Sim clips: the
+    latent space a latent-space generator works in (docs/training.md, "A latent space")."""
+    from ..train.vae import VAEConfig, train_vae
+
+    options = _json_option(vae_config, "--vae-config")
+    config = VAEConfig(seed=seed, per_dimension=per_dimension, size=size, clip_frames=clip_frames,
+                       vae_config=options, steps=steps, batch_size=batch_size, lr=lr, warmup=warmup,
+                       kl_weight=kl_weight, bf16_stages=("vae",) if bf16 else (), max_minutes=max_minutes,
+                       checkpoint_every=checkpoint_every, log_every=log_every)
+    result = train_vae(data, out, config, resume=resume, threads=threads)
     typer.echo(f"finished: {result.steps} steps in {result.seconds:.0f} s; last loss "
                f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")
 

@@ -91,9 +91,10 @@ class ConditioningEncoder(nn.Module):
     """Builds the context ``[source; sep0; VLM; sep1; text]`` ``(B, N_src + 1 + Q + 1 + L, dim)``."""
 
     def __init__(self, *, dim: int, source_patch_size: tuple[int, int, int], source_grid: tuple[int, int, int],
-                 vlm_dim: int, num_vlm_queries: int, vlm_heads: int, vocab_size: int, max_text_len: int):
+                 vlm_dim: int, num_vlm_queries: int, vlm_heads: int, vocab_size: int, max_text_len: int,
+                 source_channels: int = 3):
         super().__init__()
-        self.source = SourceAdapter(dim, source_patch_size, source_grid)
+        self.source = SourceAdapter(dim, source_patch_size, source_grid, in_channels=source_channels)
         self.vlm = VLMAdapter(vlm_dim, dim, num_vlm_queries, vlm_heads)
         self.text = TextEmbedding(vocab_size, dim, max_text_len)
         self.separators = nn.Parameter(torch.randn(2, dim) * 0.02)

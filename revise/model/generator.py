@@ -71,6 +71,13 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
       (the VLM adapter), ``vocab_size`` / ``max_text_len`` / ``pad_token_id`` (the instruction);
       ``adaln_condition`` (also add a summary of the VLM and text tokens to Wan's time embedding, which
       drives every block's adaLN modulation: :class:`InstructionSummary`);
+    - space: ``latent_vae`` (None: pixel space) is the constructor dict of a tiny Wan VAE
+      (:func:`revise.model.latent.vae_options`; ``revise train sft --gen-vae VAE`` fills it from a
+      ``revise train vae`` run and copies its weights): the VAE, frozen, is part of the generator and the
+      denoiser works on its normalised latents (``model_shape``; ``patch_size`` and ``source_patch_size``
+      then divide the latent grid, e.g. ``(5, 8, 8)`` for 16 frames at 64 px). Everything outside takes and
+      returns pixel clips (:meth:`sample_clean`, :meth:`clean_estimate`, :meth:`generate`); the skip, the
+      gates and the anchor frames act on latent frames;
     - training and sampling: ``cfg_drop_prob``, ``flow_shift``, ``logit_mean`` / ``logit_std`` (training
       times), ``default_steps`` / ``default_guidance`` / ``default_detail`` / ``default_restore`` (``generate``,
       :mod:`revise.model.detail`). They travel with the
@@ -86,11 +93,23 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
                  vlm_dim=256, num_vlm_queries=8, vlm_heads=4, vocab_size=1024, max_text_len=32, pad_token_id=0,
                  cfg_drop_prob=0.1, flow_shift=3.0, logit_mean=0.0, logit_std=1.0, default_steps=12,
                  default_guidance=2.0, anchor_frames=False, gated_skip=False, default_detail=0.0,
-                 default_restore=0.0, adaln_condition=False):
+                 default_restore=0.0, adaln_condition=False, latent_vae=None):
         super().__init__()
         video = (int(num_frames), *(int(s) for s in sample_size))
-        _check_divisible("video size (T, H, W)", video, patch_size)
-        _check_divisible("video size (T, H, W)", video, source_patch_size)
+        self.vae = None
+        channels, grid_what = 3, "video size (T, H, W)"
+        if latent_vae:  # the denoiser works in the latent space of a frozen tiny Wan VAE (revise.model.latent)
+            from .latent import latent_grid, tiny_vae
+
+            try:
+                self.vae = tiny_vae(**latent_vae).requires_grad_(False).eval()
+            except (TypeError, ConfigError) as exc:
+                raise ConfigError(f"generator config: latent_vae: {exc}") from None
+            channels, grid_what = int(self.vae.config.z_dim), "latent grid (t, h, w)"
+            video = latent_grid(self.vae, video)
+        self.channels = channels
+        _check_divisible(grid_what, video, patch_size)
+        _check_divisible(grid_what, video, source_patch_size)
         if context_dim % vlm_heads:
             raise ConfigError(f"generator config: context_dim {context_dim} is not divisible by vlm_heads {vlm_heads}")
         if not 0 <= pad_token_id < vocab_size:
@@ -109,10 +128,11 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
             raise ConfigError("generator config: anchor_frames needs concat_source (they are extra source channels)")
         if gated_skip and not source_skip:
             raise ConfigError("generator config: gated_skip needs source_skip (it gates the skip's base)")
-        in_channels = 3 + (3 if concat_source else 0) + (6 if anchor_frames else 0)
+        in_channels = channels * (1 + (1 if concat_source else 0) + (2 if anchor_frames else 0))
         self.transformer = WanTransformer3DModel(
             patch_size=tuple(patch_size), num_attention_heads=num_attention_heads,
-            attention_head_dim=attention_head_dim, in_channels=in_channels, out_channels=3 + (2 if gated_skip else 0),
+            attention_head_dim=attention_head_dim, in_channels=in_channels,
+            out_channels=channels + (2 if gated_skip else 0),
             text_dim=context_dim, freq_dim=freq_dim, ffn_dim=ffn_dim, num_layers=num_layers,
             rope_max_seq_len=max(64, *video))
         if source_skip:  # start as the copy editor: the transformer learns only the change
@@ -121,7 +141,9 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
         grid = tuple(v // p for v, p in zip(video, source_patch_size))
         self.conditioning = ConditioningEncoder(
             dim=context_dim, source_patch_size=tuple(source_patch_size), source_grid=grid, vlm_dim=vlm_dim,
-            num_vlm_queries=num_vlm_queries, vlm_heads=vlm_heads, vocab_size=vocab_size, max_text_len=max_text_len)
+            num_vlm_queries=num_vlm_queries, vlm_heads=vlm_heads, vocab_size=vocab_size, max_text_len=max_text_len,
+            source_channels=channels)
+        self.model_grid = video
         self.instruction_summary = None
         self._temb_extra = None
         if adaln_condition:  # the instruction through the time embedding too, so every block's adaLN sees it
@@ -131,8 +153,33 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
 
     @property
     def video_shape(self) -> tuple[int, int, int]:
-        """``(T, H, W)`` the denoiser works at."""
+        """``(T, H, W)`` of the pixel clips the generator takes and returns (its model resolution)."""
         return (int(self.config.num_frames), *(int(s) for s in self.config.sample_size))
+
+    @property
+    def model_shape(self) -> tuple[int, ...]:
+        """``(C, T, H, W)`` of what the denoiser works on: ``(3, *video_shape)`` in pixel space, the VAE's
+        ``(z_dim, t, h, w)`` latent grid with ``latent_vae``."""
+        return (self.channels, *self.model_grid)
+
+    @torch.no_grad()
+    def to_model_space(self, video: torch.Tensor) -> torch.Tensor:
+        """Pixel clips ``(B, 3, *video_shape)`` in [-1, 1] -> the denoiser's space: themselves, or with
+        ``latent_vae`` the VAE's normalised posterior modes (:func:`revise.model.latent.encode_clips`)."""
+        if self.vae is None:
+            return video
+        from .latent import encode_clips
+
+        return encode_clips(self.vae, video.to(next(self.vae.parameters()).dtype)).to(video.dtype)
+
+    def from_model_space(self, x: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`to_model_space`: ``(B, *model_shape)`` -> pixel clips ``(B, 3, *video_shape)``
+        in [-1, 1] (with ``latent_vae`` the VAE decode, differentiable)."""
+        if self.vae is None:
+            return x
+        from .latent import decode_latents
+
+        return decode_latents(self.vae, x.to(next(self.vae.parameters()).dtype), self.video_shape[0]).to(x.dtype)
 
     # ------------------------------------------------------------------ denoiser
     def encode_context(self, source: torch.Tensor, text_ids: torch.Tensor, vlm_hidden: torch.Tensor | None = None,
@@ -170,7 +217,8 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
         if self.config.prediction == "velocity":
             return out
         if self.config.source_skip:
-            out = self.skip_base(source, out[:, 3:]) + out[:, :3] if self.config.gated_skip else source + out
+            c = self.channels
+            out = self.skip_base(source, out[:, c:]) + out[:, :c] if self.config.gated_skip else source + out
         return (x_t - out) / t.clamp_min(float(self.config.min_time)).reshape(-1, 1, 1, 1, 1)
 
     def _add_summary(self, module, args, temb):
@@ -210,12 +258,13 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
 
     # ------------------------------------------------------------------ input checks and conversions
     def _check_video(self, name: str, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor) or x.ndim != 5 or x.shape[1] != 3:
+        if not isinstance(x, torch.Tensor) or x.ndim != 5 or x.shape[1] != self.channels:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"{name} must be a (B, 3, T, H, W) tensor, got {shape}")
-        if tuple(x.shape[2:]) != self.video_shape:
-            raise ValueError(f"{name} is {tuple(x.shape[2:])} (T, H, W); the generator works at {self.video_shape}: "
-                             "use ReviseGenerator.frames_to_tensor")
+            raise ValueError(f"{name} must be a (B, {self.channels}, T, H, W) tensor, got {shape}")
+        if tuple(x.shape[2:]) != self.model_grid:
+            hint = "ReviseGenerator.frames_to_tensor" + (", then to_model_space" if self.vae is not None else "")
+            raise ValueError(f"{name} is {tuple(x.shape[2:])} (T, H, W); the denoiser works at {self.model_grid}: "
+                             f"use {hint}")
 
     def _check_vlm(self, hidden: torch.Tensor, mask: torch.Tensor | None, batch: int) -> None:
         expected = hidden.ndim == 3 and hidden.shape[0] == batch and hidden.shape[2] == self.config.vlm_dim
@@ -299,7 +348,19 @@ class ReviseGenerator(ModelMixin, ConfigMixin):
                 vlm_mask = torch.as_tensor(vlm_mask, device=self.device).bool()
                 vlm_mask = vlm_mask.unsqueeze(0) if vlm_mask.ndim == 1 else vlm_mask
         generator = torch.Generator(device="cpu").manual_seed(int(seed))
-        return sample(self, source, ids, vlm_hidden, vlm_mask, steps=steps, guidance=guidance, generator=generator)[0]
+        return self.sample_clean(source, ids, vlm_hidden, vlm_mask, steps=steps, guidance=guidance,
+                                 generator=generator)[0]
+
+    @torch.no_grad()
+    def sample_clean(self, source: torch.Tensor, text_ids: torch.Tensor, vlm_hidden: torch.Tensor | None = None,
+                     vlm_mask: torch.Tensor | None = None, *, steps: int | None = None, guidance: float | None = None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        """A batch of pixel sources ``(B, 3, *video_shape)`` in [-1, 1] -> the sampler's clean pixel clips of the
+        same shape: :func:`~revise.model.flow.sample` in the denoiser's space (latents with ``latent_vae``:
+        the source encoded first, the result decoded)."""
+        x = sample(self, self.to_model_space(source), text_ids, vlm_hidden, vlm_mask, steps=steps, guidance=guidance,
+                   generator=generator)
+        return self.from_model_space(x)
 
     def renderer(self, video: torch.Tensor, num_frames: int, height: int, width: int, first=None, last=None,
                  detail: float | None = None, restore: float | None = None):

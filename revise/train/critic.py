@@ -144,7 +144,6 @@ class _CriticTrainer(_Trainer):
 
         from ..judges.base import JudgeInput
         from ..judges.gt import GroundTruthJudge
-        from ..model.flow import sample
         from ..video import Video, read_video
 
         cfg = self.cfg
@@ -160,8 +159,8 @@ class _CriticTrainer(_Trainer):
                 rows = index[start:start + cfg.edit_batch_size]
                 source = torch.from_numpy(frames.source[rows]).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
                 ids = torch.stack([gen.pad_ids(model.text_ids(self.bank.samples[i].instruction))[0] for i in rows])
-                x0 = sample(gen, source, ids, hidden[rows], masks[rows], steps=cfg.edit_steps,
-                            guidance=cfg.edit_guidance, generator=noise_rng)
+                x0 = gen.sample_clean(source, ids, hidden[rows], masks[rows], steps=cfg.edit_steps,
+                                      guidance=cfg.edit_guidance, generator=noise_rng)
                 edits.append(((x0.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1).numpy())
                 bar.update(task, advance=len(rows))
         edits = np.concatenate(edits)

@@ -11,7 +11,9 @@ Each stage is its own module: :mod:`revise.train.sft_vlm` (stage 1) and :mod:`re
 (:mod:`revise.train.engine`: the run folder, accelerate and its strategies, checkpoints and resume, the step
 loop and its time-budget plan). This module holds the settings, the entry point and the run itself.
 ``init_vlm`` (``--init-vlm``) runs the generator stage alone against a VLM it is given (copied into
-``OUT/vlm``): the recipe for ablating the generator with the VLM held fixed.
+``OUT/vlm``): the recipe for ablating the generator with the VLM held fixed. ``gen_vae`` (``--gen-vae``) puts
+the generator in the latent space of a ``revise train vae`` VAE (frozen, saved inside the generator): the
+train clips are encoded once, the denoiser learns on latents, the checkpoint still takes and returns pixels.
 
 The loop runs through ``accelerate`` (one CPU process by default; ``accelerate launch`` for several, each
 rank drawing its own batches, gradients averaged by DDP; see "Distributed training" in docs/training.md).
@@ -74,6 +76,7 @@ class SFTConfig:
     generator_config: dict = field(default_factory=dict)
     ema_decay: float = 0.0              # > 0: keep an EMA of the generator's weights; it becomes generator/
     init_vlm: str = ""                  # with stages=("generator",): the VLM to condition on (a checkpoint or VLM folder)
+    gen_vae: str = ""                   # a `revise train vae` VAE folder: the generator works in its latent space
     # bookkeeping
     max_minutes: float | None = None
     vlm_share: float = 0.4
@@ -149,6 +152,10 @@ def train_sft(data: str | os.PathLike, out_dir: str | os.PathLike, config: SFTCo
     out = Path(out_dir)
     if config.init_vlm:
         vlm_folder(config.init_vlm)  # a VLM that is not there fails before OUT is written
+    if config.gen_vae:
+        from ..model.latent import load_vae
+
+        load_vae(config.gen_vae)  # so does a VAE folder that is not one
     return run_in_folder(out, "sft_config.json", config.to_dict(), resume, threads,
                          lambda: _Trainer(Path(data), out, config, resume, progress).run(),
                          defaults=SFTConfig().to_dict())

@@ -63,6 +63,20 @@ class GeneratorStage:
         _, height, _ = check_generator_shape(generator.video_shape)
         return self.bank_at(height)
 
+    def latent_bank(self, model, frames, what: str):
+        """``(N, z, t, h, w)`` float32 latents of the bank's uint8 clips (:meth:`ReviseGenerator.to_model_space`),
+        in batches of 16, with a progress bar."""
+        import torch
+
+        out = []
+        with self.progress_bar() as bar, torch.no_grad():
+            task = bar.add_task(f"encode {what} clips", total=len(frames), info="")
+            for start in range(0, len(frames), 16):
+                x = torch.from_numpy(np.array(frames[start:start + 16])).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
+                out.append(model.to_model_space(x).float())
+                bar.update(task, advance=len(x))
+        return torch.cat(out)
+
     def vlm_features(self, vlm) -> tuple:
         """The frozen VLM's ``reason`` hidden states for every training sample (left-padded) and masks."""
         import torch
@@ -96,8 +110,16 @@ class GeneratorStage:
         tok = vlm.tokenizer
         options = {"vocab_size": tok.vocab_size, "pad_token_id": tok.pad_id, "vlm_dim": vlm.config.hidden_size,
                    **cfg.generator_config}
+        vae = None
+        if cfg.gen_vae:
+            from ..model.latent import load_vae, vae_options
+
+            vae = load_vae(cfg.gen_vae)
+            options["latent_vae"] = vae_options(vae)
         torch.manual_seed(cfg.seed)
         model = ReviseGenerator(**options)
+        if vae is not None:
+            model.vae.load_state_dict(vae.state_dict())
         bank = self.generator_bank(model)
         hidden, masks = self.vlm_features(vlm)
         del vlm
@@ -105,6 +127,8 @@ class GeneratorStage:
         ids = torch.stack([model.pad_ids(encode_instruction(tok, s.instruction, max_len))[0]
                            for s in self.bank.samples])
         source, target = bank.source, bank.target  # uint8 (N, T, H, W, 3), memory-mapped when cached
+        if vae is not None:  # latent space: every clip encoded once (the VAE is frozen), kept in memory
+            source, target = self.latent_bank(model, source, "source"), self.latent_bank(model, target, "target")
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.gen_lr, weight_decay=0.01, betas=(0.9, 0.99))
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + 17 + acc.process_index)
         ema = None
@@ -134,6 +158,8 @@ class GeneratorStage:
         dev = acc.device  # the bank stays on the CPU; each batch goes to the model's device
 
         def unit(frames, idx):  # the batch's clips, read from the bank -> (B, 3, T, H, W) in [-1, 1]
+            if isinstance(frames, torch.Tensor):  # latents (B, z, t, h, w)
+                return frames[idx].to(dev)
             x = torch.from_numpy(np.ascontiguousarray(frames[idx.numpy()])).permute(0, 4, 1, 2, 3)
             return x.to(dev).float() / 127.5 - 1.0
 

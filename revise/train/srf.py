@@ -130,6 +130,9 @@ class _SRFTrainer(_Trainer):
         provenance = base_provenance()  # the code this run starts with, not what the tree holds when it ends
         self.bank = self.load_bank(self.begin(), 32)
         model = ReviseModel.from_pretrained(self.init)
+        if model.generator.vae is not None:
+            raise ConfigError(f"{self.init}: train srf does not support a latent-space generator yet (its reward "
+                              "reads pixels; the VAE decode is not in its loss); use a pixel-space checkpoint")
         finished = self.train(model)  # a finished stage restores its last state (no steps): write() needs it
         if finished and self.accelerator.is_main_process:
             self.write(model, provenance)

@@ -14,6 +14,8 @@ Metrics (:func:`evaluate_vlm`):
   every perturbation separately are reported as well, outside the headline.
 * reasoning: greedy answers to ``reason`` prompts vs. the reference answer, by :func:`answer_scores`,
   and the teacher-forced token accuracy (share of reference tokens that are the model's argmax).
+* describe: the same scores for greedy captions of the target clips (``describe`` prompts) against the
+  simulator's captions.
 """
 
 from __future__ import annotations
@@ -204,7 +206,7 @@ def evaluate_vlm(model, manifest: str | os.PathLike, *, seed: int = 0, cache_dir
 
     Returns ``{"judge_accuracy", "judge_positive_accuracy", "judge_negative_accuracy", "judge_by_kind",
     "judge_by_dimension", "reason": {exact, word_f1, keyword_f1, colour_match, token_accuracy,
-    "by_dimension"}, "facts": {colour_match, object_match, colour_recall, "by_dimension"} (RVE-Sim samples,
+    "by_dimension"}, "describe" (the same scores for the captions of the targets), "facts": {colour_match, object_match, colour_recall, "by_dimension"} (RVE-Sim samples,
     with state files, only), "samples", "seconds"}``.
     """
     import torch
@@ -246,6 +248,9 @@ def evaluate_vlm(model, manifest: str | os.PathLike, *, seed: int = 0, cache_dir
     }
     if reason:
         result["reason"] = _evaluate_reasoning(model, bank, builder, batch_size, collate)
+        if all(sample.metadata.get("target_caption") for sample in bank.samples):
+            result["describe"] = _evaluate_answers(model, bank, [builder.describe(i) for i in range(len(bank))],
+                                                   batch_size, collate)
         if all(sample.state is not None for sample in bank.samples):
             result["facts"] = _evaluate_facts(model, bank, builder, batch_size, collate)
     result["seconds"] = round(time.perf_counter() - started, 1)
@@ -302,7 +307,11 @@ def _evaluate_facts(model, bank, builder, batch_size: int, collate) -> dict:
 
 
 def _evaluate_reasoning(model, bank, builder, batch_size: int, collate) -> dict:
-    examples = [builder.reason(i) for i in range(len(bank))]
+    return _evaluate_answers(model, bank, [builder.reason(i) for i in range(len(bank))], batch_size, collate)
+
+
+def _evaluate_answers(model, bank, examples, batch_size: int, collate) -> dict:
+    """Greedy answers to ``examples`` (reason or describe prompts) scored by :func:`answer_scores`."""
     outputs, token_acc = _greedy_answers(model, bank, examples, batch_size, collate)
     scores = [answer_scores(t, e.answer) for t, e in zip(outputs, examples)]
     keys = ("exact", "word_f1", "keyword_f1", "colour_match")
