@@ -128,11 +128,21 @@ def train(work: Path, name: str, spec: dict, threads: int) -> Path:
            "--dimension-weights", json.dumps(SHIPPED_WEIGHTS)]
     if spec.get("vae"):
         cmd += ["--gen-vae", str(train_vae_run(work, name, spec["vae"], data, threads))]
-    if (out / "state" / "state.json").is_file():
-        cmd.append("--resume")
-    log(f"training {name}: {' '.join(cmd[1:])}")
-    subprocess.run(cmd, check=True)
+    run_training(name, cmd, out)
     return out
+
+
+def run_training(what: str, cmd: list[str], run: Path) -> None:
+    """Run a `revise train` command line into ``run``, resuming the state a killed run left there."""
+    if (run / "state" / "state.json").is_file():
+        cmd = [*cmd, "--resume"]
+    log(f"training {what}: {' '.join(cmd[1:])}")
+    subprocess.run(cmd, check=True)
+
+
+def own_vlm(work: Path, name: str) -> Path:
+    """The run folder of variant ``name``'s own VLM."""
+    return work / "runs" / f"{name}-vlm"
 
 
 def vlm_done(run: Path, steps: int) -> bool:
@@ -146,16 +156,13 @@ def vlm_done(run: Path, steps: int) -> bool:
 def train_vlm(work: Path, name: str, spec: dict, data: Path, threads: int) -> Path:
     """The variant's own VLM (``work/runs/NAME-vlm``, the shipped VLM recipe plus ``spec``'s changes), trained or
     resumed; returns its VLM folder."""
-    run = work / "runs" / f"{name}-vlm"
+    run = own_vlm(work, name)
     if not vlm_done(run, spec["steps"]):
         cmd = [sys.executable, "-m", "revise.cli.main", "train", "sft", "--data", str(data), "--out", str(run),
                "--stages", "vlm", "--seed", "0", "--vlm-steps", str(spec["steps"]), "--threads", str(threads)]
         if spec.get("facts"):
             cmd.append("--vlm-facts")
-        if (run / "state" / "state.json").is_file():
-            cmd.append("--resume")
-        log(f"training {name}'s VLM: {' '.join(cmd[1:])}")
-        subprocess.run(cmd, check=True)
+        run_training(f"{name}'s VLM", cmd, run)
     return run / "vlm"
 
 
@@ -164,12 +171,9 @@ def train_vae_run(work: Path, name: str, spec: dict, data: Path, threads: int) -
     trained or resumed; returns its VAE folder."""
     run = work / "runs" / f"{name}-vae"
     if not (run / "vae.json").is_file():
-        cmd = [sys.executable, "-m", "revise.cli.main", "train", "vae", "--data", str(data), "--out", str(run),
-               "--seed", "0", "--steps", str(spec["steps"]), "--threads", str(threads)]
-        if (run / "state" / "state.json").is_file():
-            cmd.append("--resume")
-        log(f"training {name}'s VAE: {' '.join(cmd[1:])}")
-        subprocess.run(cmd, check=True)
+        run_training(f"{name}'s VAE", [sys.executable, "-m", "revise.cli.main", "train", "vae", "--data", str(data),
+                                       "--out", str(run), "--seed", "0", "--steps", str(spec["steps"]),
+                                       "--threads", str(threads)], run)
     return run / "vae"
 
 
@@ -379,11 +383,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nper-dimension test share:\n{'variant':<16}" + "".join(f"{d.split('/')[1][:9]:>10}" for d in DIMENSIONS))
     for label, e in results["variants"].items():
         print(f"{label:<16}" + "".join(f"{e['test']['dimensions'].get(d, float('nan')):>10.3f}" for d in DIMENSIONS))
-    own_vlm = [n for n in names if VARIANTS[n].get("vlm")]
-    if own_vlm:
+    with_vlm = [n for n in names if VARIANTS[n].get("vlm")]
+    if with_vlm:
         results["vlm"] = {"shipped": vlm_scores(args.work, "shipped", None, splits["val"])}
-        for n in own_vlm:
-            results["vlm"][n] = vlm_scores(args.work, n, args.work / "runs" / f"{n}-vlm" / "vlm", splits["val"])
+        for n in with_vlm:
+            results["vlm"][n] = vlm_scores(args.work, n, own_vlm(args.work, n) / "vlm", splits["val"])
         path.write_text(json.dumps(results, indent=1) + "\n")
         print(f"\nVLM on val:\n{'vlm':<16}{'judge acc':>10}{'reason F1':>10}{'reason col':>11}{'desc col':>9}"
               f"{'facts col':>10}{'facts obj':>10}{'col recall':>11}")

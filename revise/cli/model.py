@@ -21,6 +21,12 @@ def _json_option(text: Optional[str], what: str) -> dict:
     return parse_json_object(text, what) if text else {}
 
 
+def _echo_finished(result, noun: str = "loss") -> None:
+    """The line every trainer ends with: its steps, seconds, last losses and output folder."""
+    typer.echo(f"finished: {result.steps} steps in {result.seconds:.0f} s; last {noun} "
+               f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")
+
+
 def _or(value, default):
     return default if value is None else value
 
@@ -40,8 +46,7 @@ def _run_scaled(config: Path, data: Path, out: Path, init: Optional[str], resume
 
     result = train_scaled(config, data, out, ScaledTrainConfig(**settings), init=init, resume=resume,
                           threads=threads)
-    typer.echo(f"finished: {result.steps} steps in {result.seconds:.0f} s; last loss "
-               f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")
+    _echo_finished(result)
 
 
 @train_app.command("sft")
@@ -143,8 +148,7 @@ def sft(
                        log_every=log_every, ema_decay=ema, init_vlm=init_vlm, vlm_facts=vlm_facts,
                        gen_vae=gen_vae)
     result = train_sft(data, out, config, resume=resume, threads=threads)
-    typer.echo(f"finished: {result.steps} steps in {result.seconds:.0f} s; last losses "
-               f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")
+    _echo_finished(result, "losses")
 
 
 @train_app.command("srf")
@@ -210,8 +214,7 @@ def srf(
                        grad_checkpointing=grad_checkpointing, loss_space=_or(loss_space, "x0"),
                        max_minutes=max_minutes, checkpoint_every=checkpoint_every, log_every=log_every)
     result = train_srf(init, data, out, config, resume=resume, threads=threads)
-    typer.echo(f"finished: {result.steps} steps in {result.seconds:.0f} s; last loss "
-               f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")
+    _echo_finished(result)
 
 
 @train_app.command("critic")
@@ -250,8 +253,7 @@ def critic(
                           lr=lr, head_lr=head_lr, warmup=warmup, max_minutes=max_minutes,
                           checkpoint_every=checkpoint_every, log_every=log_every)
     result = train_critic(init, data, out, config, resume=resume, threads=threads)
-    typer.echo(f"finished: {result.steps} steps in {result.seconds:.0f} s; last loss "
-               f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")
+    _echo_finished(result)
 
 
 @train_app.command("vae")
@@ -289,8 +291,7 @@ def vae(
                        kl_weight=kl_weight, bf16_stages=("vae",) if bf16 else (), max_minutes=max_minutes,
                        checkpoint_every=checkpoint_every, log_every=log_every)
     result = train_vae(data, out, config, resume=resume, threads=threads)
-    typer.echo(f"finished: {result.steps} steps in {result.seconds:.0f} s; last loss "
-               f"{ {k: round(v, 4) for k, v in result.last_loss.items()} } -> {result.out_dir}")
+    _echo_finished(result)
 
 
 def edit(

@@ -36,17 +36,33 @@ TINY_VAE = {"base_dim": 16, "z_dim": 8, "dim_mult": [1, 2, 4, 4], "num_res_block
             "temperal_downsample": [False, True, True]}
 
 
+def vae_parameters() -> set[str]:
+    """The names ``AutoencoderKLWan``'s constructor takes."""
+    import inspect
+
+    from diffusers import AutoencoderKLWan
+
+    return set(inspect.signature(AutoencoderKLWan.__init__).parameters) - {"self"}
+
+
+def option_factors(options) -> tuple[int, int]:
+    """``(temporal, spatial)`` compression of a VAE with these constructor options (a dict or a VAE's
+    config); a one-line error when ``temperal_downsample`` does not have one entry per level below the first."""
+    levels, downs = list(options["dim_mult"]), list(options["temperal_downsample"])
+    if len(downs) != len(levels) - 1:
+        raise ConfigError(f"vae config: temperal_downsample needs {len(levels) - 1} entries (one per level below "
+                          f"the first of dim_mult {levels}), got {downs}")
+    return 2 ** sum(bool(v) for v in downs), 2 ** (len(levels) - 1)
+
+
 def tiny_vae(**overrides):
     """A freshly initialised ``AutoencoderKLWan`` with :data:`TINY_VAE` and ``overrides`` (its own
     constructor's names), unit latent statistics (``revise train vae`` measures the real ones)."""
     from diffusers import AutoencoderKLWan
 
     options = {**TINY_VAE, **overrides}
+    option_factors(options)
     z = int(options["z_dim"])
-    if len(options["temperal_downsample"]) != len(options["dim_mult"]) - 1:
-        raise ConfigError(f"vae config: temperal_downsample needs {len(options['dim_mult']) - 1} entries (one per "
-                          f"level below the first of dim_mult {options['dim_mult']}), got "
-                          f"{options['temperal_downsample']}")
     options.setdefault("latents_mean", [0.0] * z)
     options.setdefault("latents_std", [1.0] * z)
     return AutoencoderKLWan(**options)
@@ -66,8 +82,7 @@ def load_vae(path: str | os.PathLike):
 
 def scale_factors(vae) -> tuple[int, int]:
     """``(temporal, spatial)`` compression of ``vae``."""
-    temporal = 2 ** sum(bool(v) for v in vae.config.temperal_downsample)
-    return temporal, 2 ** (len(vae.config.dim_mult) - 1)
+    return option_factors(vae.config)
 
 
 def latent_grid(vae, video: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -83,11 +98,7 @@ def latent_grid(vae, video: tuple[int, int, int]) -> tuple[int, int, int]:
 def vae_options(vae) -> dict:
     """The constructor options of a loaded ``AutoencoderKLWan`` (JSON values): what
     ``ReviseGenerator(latent_vae=...)`` stores to rebuild it."""
-    import inspect
-
-    from diffusers import AutoencoderKLWan
-
-    names = set(inspect.signature(AutoencoderKLWan.__init__).parameters) - {"self"}
+    names = vae_parameters()
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(vae.config).items() if k in names}
 
 

@@ -73,23 +73,12 @@ class VAEConfig(OneStage):
         bad = sorted(set(self.bf16_stages) - {STAGE})
         if bad:
             raise ConfigError(f"vae config: bf16_stages may only name 'vae', got {bad}")
-        import inspect
+        from ..model.latent import TINY_VAE, option_factors, vae_parameters
 
-        from diffusers import AutoencoderKLWan
-
-        from ..model.latent import TINY_VAE
-
-        known = set(inspect.signature(AutoencoderKLWan.__init__).parameters) - {"self"}
-        unknown = sorted(set(self.vae_config) - known)
+        unknown = sorted(set(self.vae_config) - vae_parameters())
         if unknown:
             raise ConfigError(f"vae config: --vae-config has unknown AutoencoderKLWan option(s) {unknown}")
-        options = {**TINY_VAE, **self.vae_config}
-        levels = list(options["dim_mult"])
-        downs = list(options["temperal_downsample"])
-        if len(downs) != len(levels) - 1:
-            raise ConfigError(f"vae config: temperal_downsample needs {len(levels) - 1} entries (one per level below "
-                              f"the first of dim_mult {levels}), got {downs}")
-        temporal, spatial = 2 ** sum(bool(v) for v in downs), 2 ** (len(levels) - 1)
+        temporal, spatial = option_factors({**TINY_VAE, **self.vae_config})
         if self.size % spatial:
             raise ConfigError(f"vae config: size {self.size} is not divisible by the VAE's spatial factor {spatial}")
         if (self.clip_frames - 1) % temporal or self.clip_frames > 16:
@@ -271,11 +260,14 @@ def evaluate_vae(vae, manifest: str | os.PathLike, *, size: int = 64, max_sample
             rows[name].append((float(v.metrics.get("gt_reasoning_s", 0.0)), v.reasoning, v.consistency, v.quality))
     out["ceiling"] = {}
     for name, values in rows.items():
-        a = np.asarray(values, np.float64) if values else np.zeros((0, 4))
-        out["ceiling"][name] = {"samples": len(values), "share": round(float(a[:, 0].mean()), 4) if len(a) else None,
-                                "reasoning": round(float(a[:, 1].mean()), 3) if len(a) else None,
-                                "consistency": round(float(a[:, 2].mean()), 3) if len(a) else None,
-                                "quality": round(float(a[:, 3].mean()), 3) if len(a) else None,
-                                "overall": round(float(a[:, 1:].mean()), 3) if len(a) else None,
-                                "accuracy": round(float((a[:, 1:] == 5).all(1).mean()), 4) if len(a) else None}
+        a = np.asarray(values, np.float64).reshape(-1, 4)
+        entry = {"samples": len(a)}
+        if len(a):
+            entry.update(share=round(float(a[:, 0].mean()), 4), reasoning=round(float(a[:, 1].mean()), 3),
+                         consistency=round(float(a[:, 2].mean()), 3), quality=round(float(a[:, 3].mean()), 3),
+                         overall=round(float(a[:, 1:].mean()), 3),
+                         accuracy=round(float((a[:, 1:] == 5).all(1).mean()), 4))
+        else:
+            entry.update(dict.fromkeys(("share", "reasoning", "consistency", "quality", "overall", "accuracy")))
+        out["ceiling"][name] = entry
     return out
