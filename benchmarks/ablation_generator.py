@@ -12,13 +12,17 @@ passes, rave/commonsense and icvg/emotional drawn twice as often) conditioned on
     vlm-facts    control conditioned on a VLM of its own instead of the shipped one: the shipped VLM recipe
                  (3,000 steps, seed 0) with the simulator's objects as an extra task (``--vlm-facts``);
                  its describe/reason/facts scores on val are printed next to the shipped VLM's
+    long         4,800 clips, fp32, a 20,000-step cosine schedule fitted to a 95-minute budget
+                 (``--max-minutes 95``): the longest run one session holds, and the shipped generator
     latent       control in the latent space of a tiny Wan VAE trained first on the same clips
                  (``revise train vae --steps 1200``, ``--gen-vae``): a (8, 5, 8, 8) latent per clip, patches
                  of 1 x 1 x 1 (320 tokens against 512) and source tokens of 1 x 2 x 2
 
 Every run keeps an EMA of its weights (``--ema 0.999``), which does not change training, so each run gives
-two rows: ``NAME`` (the last raw weights, ``generator-raw/``) and ``NAME+ema``. ``shipped`` (the shipped
-checkpoint: 1,200 clips, 5,145 steps, the same VLM) is the compute curve's third point.
+two rows: ``NAME`` (the last raw weights, ``generator-raw/``) and ``NAME+ema``. ``shipped`` is the shipped
+checkpoint (its clips and steps read from its ``revise.json``); ``--previous CKPT`` adds the checkpoint
+shipped before it as ``previous`` (1,200 clips, 5,145 steps, the same VLM: the compute curve's third point)
+and each row's paired difference to it.
 
 Each checkpoint is scored by the exact ``gt`` judge on the val split (choose) and the test split (report),
 ``--per-dimension`` samples per dimension each, seed 0. Printed: the Reasoning share (mean of the
@@ -59,6 +63,7 @@ VARIANTS = {
     "data-600": {"per_dimension": 600, "steps": 1500},
     "adaln": {"per_dimension": 150, "steps": 1500, "generator": {"adaln_condition": True}},
     "vlm-facts": {"per_dimension": 150, "steps": 1500, "vlm": {"facts": True, "steps": 3000}},
+    "long": {"per_dimension": 600, "steps": 20000, "max_minutes": 95, "bf16": False},
     "latent": {"per_dimension": 150, "steps": 1500, "vae": {"steps": 1200},
                "generator": {"patch_size": [1, 1, 1], "source_patch_size": [1, 2, 2]}},
 }
@@ -122,10 +127,14 @@ def train(work: Path, name: str, spec: dict, threads: int) -> Path:
     vlm = str(train_vlm(work, name, spec["vlm"], data, threads)) if spec.get("vlm") else "revise-tiny"
     cmd = [sys.executable, "-m", "revise.cli.main", "train", "sft", "--data", str(data), "--out", str(out),
            "--stages", "generator", "--init-vlm", vlm, "--seed", "0",
-           "--per-dimension", str(spec["per_dimension"]), "--gen-steps", str(spec["steps"]), "--bf16", "generator",
+           "--per-dimension", str(spec["per_dimension"]), "--gen-steps", str(spec["steps"]),
            "--ema", "0.999", "--threads", str(threads),
            "--generator-config", json.dumps({**SHIPPED_GEN, **spec.get("generator", {})}),
            "--dimension-weights", json.dumps(SHIPPED_WEIGHTS)]
+    if spec.get("bf16", True):
+        cmd += ["--bf16", "generator"]
+    if spec.get("max_minutes"):
+        cmd += ["--max-minutes", str(spec["max_minutes"])]
     if spec.get("vae"):
         cmd += ["--gen-vae", str(train_vae_run(work, name, spec["vae"], data, threads))]
     run_training(name, cmd, out)
@@ -242,7 +251,24 @@ def score(work: Path, ckpt: Path | None, label: str, manifest: Path, split: str,
     return shares(out)
 
 
-def row_of(per: dict, control: dict | None) -> dict:
+def paired(per: dict, base: dict) -> tuple[float, list[float]]:
+    """The mean paired share difference ``per - base`` over their (identical) samples, with its 95% CI."""
+    ids = sorted(per)
+    diff = np.array([per[i][1] - base[i][1] for i in ids])
+    return round(float(diff.mean()), 4), bootstrap_ci(diff)
+
+
+def spec_of(ckpt: Path) -> dict:
+    """A checkpoint's clips per dimension and generator steps, from its ``revise.json`` (through the records of
+    the recipes run on top of the generator's training, such as ``train critic``)."""
+    training = json.loads((ckpt / "revise.json").read_text()).get("training", {})
+    while "generator" not in (training.get("steps") or {}) and training.get("init_training"):
+        training = training["init_training"]  # a recipe on top (the critic step): the generator's own record
+    return {"per_dimension": int(training.get("train_samples", 0)) // len(DIMENSIONS),
+            "steps": int((training.get("steps") or {}).get("generator", 0))}
+
+
+def row_of(per: dict, control: dict | None, previous: dict | None = None) -> dict:
     ids = sorted(per)
     values = np.array([per[i][1] for i in ids])
     row = {"share": round(float(values.mean()), 4), "ci95": bootstrap_ci(values),
@@ -252,13 +278,14 @@ def row_of(per: dict, control: dict | None) -> dict:
            "dimensions": {d: round(float(np.mean([per[i][1] for i in ids if per[i][0] == d])), 4)
                           for d in DIMENSIONS if any(per[i][0] == d for i in ids)}}
     if control is not None and set(control) == set(per):
-        diff = np.array([per[i][1] - control[i][1] for i in ids])
-        row["vs_control"] = round(float(diff.mean()), 4)
-        row["vs_control_ci95"] = bootstrap_ci(diff)
+        row["vs_control"], row["vs_control_ci95"] = paired(per, control)
+    if previous is not None and set(previous) == set(per):
+        row["vs_previous"], row["vs_previous_ci95"] = paired(per, previous)
     return row
 
 
-CURVES = (("compute", "generator steps (1,200 clips)", "generator_steps", ("steps-500", "control", "shipped")),
+CURVES = (("compute", "generator steps (1,200 clips; the last 4,800)", "generator_steps",
+           ("steps-500", "control", "previous", "long")),
           ("data", "train clips (1,500 steps)", "train_clips", ("data-40", "control", "data-600")))
 
 
@@ -326,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-dimension", type=int, default=10, help="val and test samples per dimension")
     p.add_argument("--threads", type=int, default=2, help="torch threads of training and editing")
     p.add_argument("--no-shipped", action="store_true", help="leave out the shipped checkpoint's row")
+    p.add_argument("--previous", type=Path, default=None,
+                   help="the checkpoint shipped before this one (a row of its own, and every row's paired "
+                        "difference to it)")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
     unknown = [n for n in names if n not in VARIANTS]
@@ -336,7 +366,10 @@ def main(argv: list[str] | None = None) -> int:
 
     checkpoints: dict[str, tuple[Path, dict]] = {}
     if not args.no_shipped:
-        checkpoints["shipped"] = (resolve_checkpoint("revise-tiny"), {"per_dimension": 150, "steps": 5145})
+        shipped = resolve_checkpoint("revise-tiny")
+        checkpoints["shipped"] = (shipped, spec_of(shipped))
+    if args.previous is not None:
+        checkpoints["previous"] = (args.previous, spec_of(args.previous))
     for name in names:
         out = train(args.work, name, VARIANTS[name], args.threads)
         checkpoints[name] = (raw_checkpoint(out), VARIANTS[name])
@@ -363,18 +396,21 @@ def main(argv: list[str] | None = None) -> int:
                  "generator": spec.get("generator", {}), "ema": label.endswith("+ema"), "checkpoint": str(ckpt),
                  "train_seconds": training.get("seconds")}
         for split in splits:
-            base = scored.get("control", {}).get(split)
-            entry[split] = row_of(scored[label][split], None if label == "control" else base)
+            base = None if label == "control" else scored.get("control", {}).get(split)
+            before = None if label == "previous" else scored.get("previous", {}).get(split)
+            entry[split] = row_of(scored[label][split], base, before)
         results["variants"][label] = entry
     path.write_text(json.dumps(results, indent=1) + "\n")
     (args.work / "scaling.svg").write_text(scaling_svg(results["variants"]))
 
     print(f"\n{'variant':<16}{'clips':>7}{'steps':>7}{'val share':>11}{'test share':>12}{'test R':>8}{'test O':>8}"
-          f"{'acc':>6}  test share - control [95% CI]")
+          f"{'acc':>6}  test share - control [95% CI]   - previous [95% CI]")
     for label, e in results["variants"].items():
         t, v = e["test"], e["val"]
         vs = (f"{t['vs_control']:+.3f} [{t['vs_control_ci95'][0]:+.3f}, {t['vs_control_ci95'][1]:+.3f}]"
-              if "vs_control" in t else "")
+              if "vs_control" in t else " " * 23)
+        if "vs_previous" in t:
+            vs += f"   {t['vs_previous']:+.3f} [{t['vs_previous_ci95'][0]:+.3f}, {t['vs_previous_ci95'][1]:+.3f}]"
         print(f"{label:<16}{e['train_clips']:>7}{e['generator_steps']:>7}{v['share']:>11.3f}{t['share']:>12.3f}"
               f"{t['reasoning']:>8.2f}{t['overall']:>8.2f}{t['accuracy']:>6.2f}  {vs}")
     c = results["copy"]

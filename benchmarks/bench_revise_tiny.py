@@ -48,7 +48,9 @@ def cells(summary: dict) -> dict[str, dict]:
             c = gt["subsets"][subset]["dimensions"][dim]
             out[f"{subset}/{dim}"] = {k: c[k] for k in ("reasoning", "consistency", "quality", "overall", "n")}
             out[f"{subset}/{dim}"]["reasoning_s"] = c["metrics"]["gt_reasoning_s"]
-    out["all"] = {k: gt[k] for k in ("reasoning", "consistency", "quality", "overall", "n")}
+    out["all"] = {k: gt[k] for k in ("reasoning", "consistency", "quality", "overall", "n", "accuracy")}
+    dims = [v for k, v in out.items() if k != "all"]  # the per-sample mean share, from the dimensions' means
+    out["all"]["reasoning_s"] = sum(v["reasoning_s"] * v["n"] for v in dims) / max(1, sum(v["n"] for v in dims))
     return out
 
 
@@ -118,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{'%.2f/%.2f/%.2f' % (b['reasoning'], b['consistency'], b['quality']):>16}{a['overall']:>8.2f}"
               f"{b['overall']:>8.2f}{a.get('reasoning_s', float('nan')):>8.3f}{b.get('reasoning_s', float('nan')):>8.3f}"
               f"  {'yes' if above else 'no'}")
-    print(f"Reasoning above copy in {wins}/{dims} dimensions")
+    print(f"Reasoning above copy in {wins}/{dims} dimensions; accuracy (R, C, Q all 5) {runs['revise-tiny']['all']['accuracy']:.3f} "
+          f"vs copy {runs['copy']['all']['accuracy']:.3f}")
     return 0
 
 

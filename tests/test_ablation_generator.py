@@ -64,6 +64,12 @@ def test_scores_and_paired_differences_from_real_runs(ablation, tmp_path):
     assert copy["vs_control"] == pytest.approx(expected, abs=1e-4) and copy["vs_control"] < 0
     lo, hi = copy["vs_control_ci95"]
     assert lo <= copy["vs_control"] <= hi
+    # against a previous checkpoint too; a base scored on other samples gives no difference
+    both = ablation.row_of(runs["copy"], runs["copy"], runs["oracle"])
+    assert both["vs_control"] == 0.0 and both["vs_previous"] == copy["vs_control"]
+    assert both["vs_previous_ci95"] == copy["vs_control_ci95"]
+    fewer = dict(list(runs["oracle"].items())[:4])
+    assert "vs_previous" not in ablation.row_of(runs["copy"], None, fewer)
     assert set(copy["dimensions"]) == set(ablation.DIMENSIONS)
 
 
@@ -73,13 +79,14 @@ def test_scaling_plot_is_valid_svg_with_every_point(ablation):
         return {"generator_steps": steps, "train_clips": clips, "val": dict(row), "test": dict(row)}
 
     variants = {"steps-500": entry(500, 1200, 0.2), "control": entry(1500, 1200, 0.23),
-                "control+ema": entry(1500, 1200, 0.22), "shipped": entry(5145, 1200, 0.38),
+                "control+ema": entry(1500, 1200, 0.22), "previous": entry(5145, 1200, 0.38),
+                "long": entry(7633, 4800, 0.43), "long+ema": entry(7633, 4800, 0.44),
                 "data-40": entry(1500, 320, 0.21), "data-600": entry(1500, 4800, 0.25)}
     svg = ablation.scaling_svg(variants)
     root = ET.fromstring(svg)
     circles = root.findall("{http://www.w3.org/2000/svg}circle")
-    assert len(circles) == 3 + 1 + 3 + 1  # each panel: three raw points and the one EMA point
-    assert "5,145" in svg and "4,800" in svg
+    assert len(circles) == 4 + 2 + 3 + 1  # compute: four raw points and two EMA ones; data: three and one
+    assert "5,145" in svg and "7,633" in svg and "4,800" in svg
     json.dumps(variants)  # what the script writes beside the plot is plain JSON
 
 
@@ -102,3 +109,14 @@ def test_own_vlm_run_is_recognised_finished_and_scored(ablation, tmp_path):
     assert row["facts_examples"]  # RVE-Sim samples carry states, so the facts task is scored
     (tmp_path / "vlm-v.json").write_text(json.dumps({**row, "judge_accuracy": -1}))
     assert ablation.vlm_scores(tmp_path, "v", run / "vlm", data / "manifest.jsonl")["judge_accuracy"] == -1
+
+
+def test_a_checkpoints_clips_and_steps_come_from_its_training_record(ablation, tmp_path):
+    (tmp_path / "revise.json").write_text(json.dumps(
+        {"training": {"train_samples": 4800, "steps": {"generator": 7633}, "vlm_from": {"spec": "revise-tiny"}}}))
+    assert ablation.spec_of(tmp_path) == {"per_dimension": 600, "steps": 7633}
+    (tmp_path / "revise.json").write_text(json.dumps(  # the critic step on top: the generator's record below it
+        {"training": {"recipe": "critic", "train_samples": 1200, "steps": {"critic": 250},
+                      "init_training": {"train_samples": 1200, "steps": {"vlm": 3000, "generator": 5145}}}}))
+    assert ablation.spec_of(tmp_path) == {"per_dimension": 150, "steps": 5145}
+    assert ablation.VARIANTS["long"]["bf16"] is False and ablation.VARIANTS["long"]["max_minutes"] == 95

@@ -138,7 +138,11 @@ def test_generator_only_run_conditions_on_the_vlm_it_is_given(trained, data, tmp
     assert {r[0] for r in _losses(run)} == {"generator"}
     # the trained run's own generator stage saw the same VLM, batches and initialisation
     assert _losses(run, "generator") == _losses(out, "generator")
-    assert json.loads((run / "revise.json").read_text())["training"]["config"]["init_vlm"] == str(out)
+    training = json.loads((run / "revise.json").read_text())["training"]
+    assert training["config"]["init_vlm"] == str(out)
+    # the record says where the VLM came from and carries that checkpoint's own training record
+    given_training = json.loads((out / "revise.json").read_text())["training"]
+    assert training["vlm_from"]["spec"] == str(out) and training["vlm_from"]["training"] == given_training
     ReviseModel.from_pretrained(run)
     again = tmp_path / "gen-only-folder"
     train_sft(data, again, toy_config(stages=("generator",), init_vlm=str(out / "vlm")), progress=False)

@@ -64,8 +64,9 @@ def sft(
     per_dimension: int = typer.Option(150, "--per-dimension", help="Train samples per dimension when generating."),
     stages: str = typer.Option("vlm,generator", "--stages", help="Which stages to run, in order."),
     bf16: str = typer.Option("", "--bf16", help="Stages whose forward passes run under bf16 autocast, e.g. "
-                             "'generator' (fp32 weights, moments and checkpoints; 1.12-1.16x faster steps for a 64 px "
-                             "generator on this CPU, slower at 32 px: docs/training.md)."),
+                             "'generator' (fp32 weights, moments and checkpoints). Faster or slower depending on the "
+                             "CPU (measured from 1.16x faster to 0.66x on the same machine type): time it with "
+                             "benchmarks/bench_generator_step.py first, docs/training.md."),
     vlm_steps: int = typer.Option(3000, "--vlm-steps", help="VLM steps (an upper bound with --max-minutes)."),
     gen_steps: Optional[int] = typer.Option(None, "--gen-steps", help="Generator steps (an upper bound with "
                                             "--max-minutes). Default 1500; 1000 with --config."),
@@ -162,6 +163,15 @@ def srf(
     reward_t_range: str = typer.Option("0.0,0.6", "--reward-t-range", help="Flow times t whose clean estimate "
                                        "the critic judges (lo,hi)."),
     reward_every: int = typer.Option(1, "--reward-every", help="Apply the reward every K steps."),
+    reward_sampler_steps: int = typer.Option(0, "--reward-sampler-steps", help="0: the reward judges the one-step "
+                                             "clean estimate at the training time t (the paper's). N: it judges an "
+                                             "N-step sample from fresh noise instead (DRaFT-K; one process)."),
+    reward_grad_last: int = typer.Option(1, "--reward-grad-last", help="With --reward-sampler-steps: the last K "
+                                         "sampler steps keep their graph (DRaFT-K's K; 1 = DRaFT-1)."),
+    reward_guidance: Optional[float] = typer.Option(None, "--reward-guidance", help="With --reward-sampler-steps: "
+                                                    "the sampler's CFG scale (default: the checkpoint's)."),
+    reward_clip: float = typer.Option(0.0, "--reward-clip", help="Clip the critic's log-odds at C before the loss "
+                                      "(a hinge: no push past C); 0 = off."),
     unfreeze_critic_head: bool = typer.Option(False, "--unfreeze-critic-head", help="Train the critic's Yes/No "
                                               "head too (anchored on true targets and sources)."),
     grad_checkpointing: bool = typer.Option(False, "--grad-checkpointing", help="Recompute activations in the "
@@ -188,13 +198,36 @@ def srf(
     frames: int = typer.Option(17, "--frames", help="With --config: frames per clip (1 + 4k, Wan's VAE)."),
     size: int = typer.Option(256, "--size", help="With --config: square frame size (a multiple of 16 for Wan)."),
     grad_accum: int = typer.Option(1, "--grad-accum", help="With --config: micro-batches per optimizer step."),
+    critic_refresh_every: int = typer.Option(0, "--critic-refresh-every", help="A critic that keeps learning: "
+                                             "every N steps the generator edits --refresh-edits train clips, "
+                                             "--labels labels them, and the critic's Yes/No head learns from them "
+                                             "(mixed with true targets and sources); 0 = off."),
+    refresh_edits: int = typer.Option(16, "--refresh-edits", help="Train clips edited per critic refresh."),
+    refresh_steps: int = typer.Option(10, "--refresh-steps", help="Head steps per critic refresh."),
+    refresh_buffer: int = typer.Option(256, "--refresh-buffer", help="Labelled edits kept (first in, first out)."),
+    labels: str = typer.Option("gt", "--labels", help="The reference judge that labels the refresh edits (any "
+                               "registered judge: gt on RVE-Sim, openai for a VLM server)."),
+    monitor_every: int = typer.Option(0, "--monitor-every", help="Reward-hacking monitor: every N steps (and "
+                                      "before the first and after the last) edit a fixed val set and score it by "
+                                      "the critic and the exact gt judge into OUT/metrics.jsonl; 0 = off."),
+    monitor_data: str = typer.Option("", "--monitor-data", help="The monitor's RVE-Sim val manifest (default: "
+                                     "a val split generated into OUT/monitor-val, seed 0)."),
+    monitor_samples: int = typer.Option(16, "--monitor-samples", help="How many of its samples the monitor edits."),
 ) -> None:
     """Self-reflective fine-tuning: L_FM + lambda * -log p_critic(Yes | x0_hat), the critic being the model's VLM."""
     from ..train.srf import SRFConfig, parse_range, train_srf
 
     if config is not None:
         _refuse_options("with --config (pretrained parts)",
-                        {"--unfreeze-critic-head": (unfreeze_critic_head, False)})
+                        {"--unfreeze-critic-head": (unfreeze_critic_head, False),
+                         "--reward-sampler-steps": (reward_sampler_steps, 0),
+                         "--reward-grad-last": (reward_grad_last, 1), "--reward-guidance": (reward_guidance, None),
+                         "--reward-clip": (reward_clip, 0.0),
+                         "--critic-refresh-every": (critic_refresh_every, 0),
+                         "--refresh-edits": (refresh_edits, 16), "--refresh-steps": (refresh_steps, 10),
+                         "--refresh-buffer": (refresh_buffer, 256), "--labels": (labels, "gt"),
+                         "--monitor-every": (monitor_every, 0), "--monitor-data": (monitor_data, ""),
+                         "--monitor-samples": (monitor_samples, 16)})
         _run_scaled(config, data, out, init, resume, threads, recipe="srf", seed=seed, per_dimension=per_dimension,
                     steps=steps, batch_size=_or(batch_size, 1), lr=_or(lr, 1e-4), warmup=warmup, lam=lam,
                     reward_t_range=parse_range(reward_t_range), reward_every=reward_every,
@@ -211,8 +244,13 @@ def srf(
     config = SRFConfig(seed=seed, per_dimension=per_dimension, steps=steps, batch_size=_or(batch_size, 8),
                        lr=_or(lr, 2e-4), warmup=warmup, lam=lam, reward_t_range=parse_range(reward_t_range),
                        reward_every=reward_every, unfreeze_critic_head=unfreeze_critic_head,
+                       reward_sampler_steps=reward_sampler_steps, reward_grad_last=reward_grad_last,
+                       reward_guidance=reward_guidance, reward_clip=reward_clip,
                        grad_checkpointing=grad_checkpointing, loss_space=_or(loss_space, "x0"),
-                       max_minutes=max_minutes, checkpoint_every=checkpoint_every, log_every=log_every)
+                       max_minutes=max_minutes, checkpoint_every=checkpoint_every, log_every=log_every,
+                       monitor_every=monitor_every, monitor_data=monitor_data, monitor_samples=monitor_samples,
+                       critic_refresh_every=critic_refresh_every, refresh_edits=refresh_edits,
+                       refresh_steps=refresh_steps, refresh_buffer=refresh_buffer, labels=labels)
     result = train_srf(init, data, out, config, resume=resume, threads=threads)
     _echo_finished(result)
 

@@ -17,6 +17,8 @@ null branch drops the VLM and text parts of the context (the source stays).
 
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,16 +130,26 @@ def make_scheduler(model):
     return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=float(model.config.flow_shift))
 
 
-@torch.no_grad()
 def sample(model, source: torch.Tensor, text_ids: torch.Tensor, vlm_hidden: torch.Tensor | None = None,
            vlm_mask: torch.Tensor | None = None, *, steps: int | None = None, guidance: float | None = None,
-           generator: torch.Generator | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+           generator: torch.Generator | None = None, noise: torch.Tensor | None = None,
+           grad_last: int = 0) -> torch.Tensor:
     """Integrate the flow from noise to a clean video ``(B, 3, T, H, W)`` in [-1, 1].
 
     ``steps`` Euler steps on the shifted schedule ``linspace(1, 1/steps)`` (defaults from the model
     config); ``guidance`` > 1 evaluates the conditioned and the VLM+text-dropped context in one batch.
     The conditions are encoded once. Deterministic for a given ``generator`` state or ``noise``.
+    ``grad_last`` = K > 0 (with gradients enabled by the caller) keeps the graph of the last K steps only and
+    of the conditions, as DRaFT-K does for a reward on the sample (the earlier steps run without one);
+    with 0 (the default) nothing keeps a graph.
     """
+    if not grad_last:
+        with torch.no_grad():
+            return _sample(model, source, text_ids, vlm_hidden, vlm_mask, steps, guidance, generator, noise, 0)
+    return _sample(model, source, text_ids, vlm_hidden, vlm_mask, steps, guidance, generator, noise, int(grad_last))
+
+
+def _sample(model, source, text_ids, vlm_hidden, vlm_mask, steps, guidance, generator, noise, grad_last):
     steps = int(model.config.default_steps if steps is None else steps)
     guidance = float(model.config.default_guidance if guidance is None else guidance)
     if steps < 1:
@@ -161,11 +173,15 @@ def sample(model, source: torch.Tensor, text_ids: torch.Tensor, vlm_hidden: torc
     x = noise.to(source.device, source.dtype)
     scheduler = make_scheduler(model)
     scheduler.set_timesteps(sigmas=np.linspace(1.0, 1.0 / steps, steps).tolist(), device=source.device)
-    for timestep, sigma in zip(scheduler.timesteps, scheduler.sigmas):
-        x_in = torch.cat([x, x]) if guided else x
-        v = model(x_in, sigma.expand(x_in.shape[0]), source_in, None, context=context)
-        if guided:
-            v_cond, v_null = v.chunk(2)
-            v = v_null + guidance * (v_cond - v_null)
-        x = scheduler.step(v, timestep, x, return_dict=False)[0]
+    if not 0 <= int(grad_last) <= steps:
+        raise ValueError(f"grad_last must be in [0, steps={steps}], got {grad_last}")
+    free = steps - int(grad_last) if grad_last else 0  # the steps run without a graph
+    for k, (timestep, sigma) in enumerate(zip(scheduler.timesteps, scheduler.sigmas)):
+        with torch.no_grad() if k < free else contextlib.nullcontext():
+            x_in = torch.cat([x, x]) if guided else x
+            v = model(x_in, sigma.expand(x_in.shape[0]), source_in, None, context=context)
+            if guided:
+                v_cond, v_null = v.chunk(2)
+                v = v_null + guidance * (v_cond - v_null)
+            x = scheduler.step(v, timestep, x, return_dict=False)[0]
     return x

@@ -53,5 +53,7 @@ def run_from_checkpoint(trainer, init: str | os.PathLike, data: str | os.PathLik
     init_path = resolve_checkpoint(init)
     out = Path(out_dir)
     record = {"init": str(init_path), **config.to_dict()}
+    # a setting added after a run began (absent from its saved record) counts as its default on --resume
     return run_in_folder(out, config_name, record, resume, threads,
-                         lambda: trainer(init_path, Path(data), out, config, resume, progress).run())
+                         lambda: trainer(init_path, Path(data), out, config, resume, progress).run(),
+                         defaults=type(config)().to_dict())

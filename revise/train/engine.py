@@ -750,8 +750,9 @@ class StageTrainer:
     def autocast(self, stage: str):
         """The context a stage's forward passes run in: bf16 autocast for a stage in ``bf16_stages`` (the
         weights, gradients, AdamW moments and checkpoints stay fp32; the backward pass runs outside it), else
-        nothing. On this CPU (AVX512-BF16) it makes the 64 px generator's steps 1.12-1.16x faster and the
-        32 px one's slower (``benchmarks/bench_generator_step.py``, docs/training.md)."""
+        nothing. Whether it is faster depends on the CPU: on this 2-core Xeon (AVX512-BF16) the 64 px generator's
+        steps were 1.12-1.16x faster one day and 0.66-0.80x (slower) another (``benchmarks/bench_generator_step.py``,
+        docs/training.md)."""
         import contextlib
 
         import torch

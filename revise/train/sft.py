@@ -132,6 +132,9 @@ class SFTConfig:
         return cls(**data)
 
 
+VLM_FROM = "vlm-from.json"  # written by install_vlm: the --init-vlm source and its training record
+
+
 def vlm_folder(spec: str) -> Path:
     """The VLM folder named by ``spec``: a shipped name or unified checkpoint (its ``vlm/``) or a VLM folder
     itself (``config.json``, ``model.safetensors``, ``tokenizer.json``); a one-line error otherwise."""
@@ -172,6 +175,12 @@ class _Trainer(VLMStage, GeneratorStage, StageTrainer):
             return
         source = vlm_folder(spec)
         if self.accelerator.is_main_process:
+            # where the VLM came from, with that checkpoint's own training record, for OUT/revise.json
+            record = {"spec": str(spec), "folder": str(source)}
+            manifest = source.parent / "revise.json"
+            if source.name == "vlm" and manifest.is_file():
+                record["training"] = json.loads(manifest.read_text()).get("training")
+            (self.out / VLM_FROM).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
             tmp = self.out / "vlm.partial"
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(source, tmp)
@@ -212,4 +221,6 @@ class _Trainer(VLMStage, GeneratorStage, StageTrainer):
                                  "seconds": round(self.elapsed(), 1), "train_samples": len(self.bank),
                                  "final_loss": self.meta["loss"]},
                     "provenance": provenance}
+        if (self.out / VLM_FROM).is_file():  # a generator-only run: the VLM it was given, and how that was made
+            manifest["training"]["vlm_from"] = json.loads((self.out / VLM_FROM).read_text())
         (self.out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
