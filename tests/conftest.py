@@ -31,3 +31,23 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def srf_init(tmp_path_factory):
+    """A toy RVE-Sim train split and a toy SFT checkpoint trained on it, shared by the self-reflective
+    trainer's tests (test_monitor.py, test_srf_reward.py): ``(train folder, checkpoint folder)``."""
+    from revise.sim import generate_dataset
+    from revise.train.sft import train_sft
+    from toymodel import toy_config
+
+    root = tmp_path_factory.mktemp("srf-init")
+    data = root / "train"
+    generate_dataset(data, per_dimension=1, seed=4, split="train", size=32, frames=16)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_sft(data, root / "init", toy_config(vlm_steps=30, gen_steps=20, checkpoint_every=100), progress=False)
+    finally:
+        torch.set_num_threads(before)
+    return data, root / "init"

@@ -18,21 +18,17 @@ from revise.model.unified import ReviseModel
 from revise.sim import generate_dataset
 from revise.train.monitor import (MonitorLog, evaluate, load_monitor_set, monitor_svg, pearson, read_rows,
                                   with_changes)
-from revise.train.sft import train_sft
 from revise.train.srf import SRFConfig, train_srf
-from toymodel import toy_config
+from toymodel import Crash, crash_before_write
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("monitor")
-    data = root / "train"
-    generate_dataset(data, per_dimension=1, seed=4, split="train", size=32, frames=16)
-    val = generate_dataset(root / "val", per_dimension=1, seed=0, split="val", size=32, frames=16)
-    init = root / "init"
-    train_sft(data, init, toy_config(vlm_steps=30, gen_steps=20, checkpoint_every=100), progress=False)
+def setup(srf_init, tmp_path_factory):
+    data, init = srf_init
+    val = generate_dataset(tmp_path_factory.mktemp("monitor") / "val", per_dimension=1, seed=0, split="val",
+                           size=32, frames=16)
     return data, val, init
 
 
@@ -90,15 +86,9 @@ def test_a_resumed_run_neither_loses_nor_repeats_monitor_rows(setup, tmp_path, m
     settings = config(monitor_every=2, monitor_samples=4)
     train_srf(init, data, tmp_path / "full", settings, progress=False)
 
-    class Killed(Exception):
-        pass
-
-    def killed(self, *args, **kwargs):
-        raise Killed()
-
     with monkeypatch.context() as m:
-        m.setattr(_SRFTrainer, "write", killed)
-        with pytest.raises(Killed):
+        crash_before_write(m, _SRFTrainer)
+        with pytest.raises(Crash):
             train_srf(init, data, tmp_path / "late", settings, progress=False)
     assert [r["step"] for r in read_rows(tmp_path / "late" / "metrics.jsonl")] == [0, 2, 4]
     train_srf(init, data, tmp_path / "late", settings, resume=True, progress=False)
@@ -184,12 +174,9 @@ def test_a_run_saved_before_the_monitor_existed_resumes(setup, tmp_path, monkeyp
     data, _, init = setup
     out = tmp_path / "old"
 
-    def killed(self, *args, **kwargs):
-        raise KeyboardInterrupt
-
     with monkeypatch.context() as m:
-        m.setattr(_SRFTrainer, "write", killed)
-        with pytest.raises(KeyboardInterrupt):
+        crash_before_write(m, _SRFTrainer)
+        with pytest.raises(Crash):
             train_srf(init, data, out, config(steps=2), progress=False)
     saved = json.loads((out / "srf_config.json").read_text())
     old = {k: v for k, v in saved.items() if not k.startswith("monitor_")}

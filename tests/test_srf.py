@@ -24,7 +24,7 @@ from revise.model.vlm_data import load_frames
 from revise.sim import generate_dataset
 from revise.train.sft import train_sft
 from revise.train.srf import SRFConfig, reward_loss, train_srf
-from toymodel import toy_config
+from toymodel import Crash, crash_before_write, toy_config
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -232,15 +232,9 @@ def test_a_run_killed_between_its_last_state_and_its_checkpoint_resumes_to_the_t
     settings = srf_config(steps=4, checkpoint_every=2)
     train_srf(init, data, tmp_path / "full", settings, progress=False)
 
-    class Killed(Exception):
-        pass
-
-    def killed(self, *args, **kwargs):
-        raise Killed()
-
     with monkeypatch.context() as m:
-        m.setattr(_SRFTrainer, "write", killed)
-        with pytest.raises(Killed):
+        crash_before_write(m, _SRFTrainer)
+        with pytest.raises(Crash):
             train_srf(init, data, tmp_path / "late", settings, progress=False)
     assert not (tmp_path / "late" / "revise.json").exists()
     train_srf(init, data, tmp_path / "late", settings, resume=True, progress=False)

@@ -13,22 +13,15 @@ import torch
 from revise.errors import ConfigError
 from revise.model.flow import sample
 from revise.model.unified import ReviseModel
-from revise.sim import generate_dataset
-from revise.train.sft import train_sft
 from revise.train.srf import SRFConfig, reward_loss, train_srf
-from toymodel import toy_config
+from toymodel import Crash
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("srf-reward")
-    data = root / "train"
-    generate_dataset(data, per_dimension=1, seed=4, split="train", size=32, frames=16)
-    init = root / "init"
-    train_sft(data, init, toy_config(vlm_steps=30, gen_steps=20, checkpoint_every=100), progress=False)
-    return data, init
+def setup(srf_init):
+    return srf_init
 
 
 def _inputs(model, batch=2):
@@ -80,7 +73,7 @@ def test_clipped_reward_stops_pushing_past_the_clip(setup):
         loss, logit = reward_loss(vlm, head, source, candidate, texts, clip)
         loss.backward()
         assert float(logit.detach()[0]) == pytest.approx(5.0, abs=1e-3)  # reported unclipped
-        grads[clip] = (float(loss), candidate.grad)
+        grads[clip] = (float(loss.detach()), candidate.grad)
     assert float(grads[0.0][1].abs().sum()) > 0
     # a clip above the log-odds changes nothing; one below them leaves no gradient and a constant loss
     assert grads[10.0][0] == pytest.approx(grads[0.0][0]) and torch.equal(grads[10.0][1], grads[0.0][1])
@@ -181,18 +174,15 @@ def test_a_refreshing_run_resumes_exactly(setup, tmp_path, monkeypatch):
     original = _SRFTrainer.refresh_critic
     calls = []
 
-    class Killed(Exception):
-        pass
-
     def refresh(self, *args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
-            raise Killed()
+            raise Crash()
         return original(self, *args, **kwargs)
 
     with monkeypatch.context() as m:
         m.setattr(_SRFTrainer, "refresh_critic", refresh)
-        with pytest.raises(Killed):
+        with pytest.raises(Crash):
             train_srf(init, data, tmp_path / "killed", _refresh_settings(), progress=False)
     train_srf(init, data, tmp_path / "killed", _refresh_settings(), resume=True, progress=False)
     with (tmp_path / "full" / "metrics.csv").open(newline="") as f, \

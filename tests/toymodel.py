@@ -1,5 +1,6 @@
-"""Toy sizes of the unified model shared by the training tests: the real classes, seconds to train; and a
-stand-in for a run killed right after a state save."""
+"""Toy sizes of the unified model shared by the training tests: the real classes, seconds to train; and
+stand-ins for a run killed right after a state save, or after its last state save but before its
+checkpoint was written."""
 
 from __future__ import annotations
 
@@ -36,3 +37,13 @@ def crash_after_checkpoint(monkeypatch: pytest.MonkeyPatch, trainer_cls, step: i
             raise Crash()
 
     monkeypatch.setattr(trainer_cls, "checkpoint", checkpoint)
+
+
+def crash_before_write(monkeypatch: pytest.MonkeyPatch, trainer_cls) -> None:
+    """Make ``trainer_cls`` raise :class:`Crash` where it would write its finished checkpoint (``write``): a run
+    killed after its last state save. Pass a ``monkeypatch.context()`` to restore it for the resumed run."""
+
+    def write(self, *args, **kwargs):
+        raise Crash()
+
+    monkeypatch.setattr(trainer_cls, "write", write)

@@ -31,10 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bench.agreement import passes, pearson
 from ..errors import ConfigError
 
 METRICS_NAME = "metrics.jsonl"
-CRITIC_PASS = 0.5
+CRITIC_PASS = 0.5  # the critic's pass: p(Yes) >= 0.5 (gt's: revise.bench.agreement.passes)
+FPS = 8.0  # the in-memory clips' frame rate (the gt judge compares frames, not times)
 
 
 @dataclass
@@ -68,14 +70,6 @@ def load_monitor_set(manifest: str | Path, limit: int | None = None) -> MonitorS
     return MonitorSet(samples, sources, targets, path)
 
 
-def pearson(x, y) -> float | None:
-    """Pearson's r of two equal-length sequences; None when either is constant or shorter than 2."""
-    a, b = np.asarray(x, float), np.asarray(y, float)
-    if len(a) < 2 or a.std() == 0 or b.std() == 0:
-        return None
-    return float(np.corrcoef(a, b)[0, 1])
-
-
 def evaluate(unified, head, monitor: MonitorSet, *, seed: int = 0, steps: int | None = None,
              guidance: float | None = None) -> dict:
     """Edit every monitor sample with ``unified`` (its generator as it is now) and score each edit by the critic
@@ -99,9 +93,8 @@ def evaluate(unified, head, monitor: MonitorSet, *, seed: int = 0, steps: int | 
             for k, (sample, source, target) in enumerate(zip(monitor.samples, monitor.sources, monitor.targets)):
                 edit = unified.edit(source, sample.instruction, steps=steps, guidance=guidance, seed=seed + k)
                 logit = critic_logit(unified.vlm, head, source[None], edit[None], [sample.instruction])
-                fps = 8.0
-                result = judge.score(JudgeInput(sample, Video(source, fps), Video(edit, fps),
-                                                None if target is None else Video(target, fps), ""))
+                result = judge.score(JudgeInput(sample, Video(source, FPS), Video(edit, FPS),
+                                                None if target is None else Video(target, FPS), ""))
                 ids.append(sample.id)
                 p_yes.append(round(float(torch.sigmoid(logit.float())[0]), 6))
                 share.append(round(float(result.metrics["gt_reasoning_s"]), 6))
@@ -109,7 +102,7 @@ def evaluate(unified, head, monitor: MonitorSet, *, seed: int = 0, steps: int | 
     finally:
         generator.train(was_training)
     critic_pass = [p >= CRITIC_PASS for p in p_yes]
-    gt_pass = [r >= 4.0 for r in reasoning]
+    gt_pass = [passes(r) for r in reasoning]
     return {"n": len(ids), "critic_p_yes": round(float(np.mean(p_yes)), 6), "gt_share": round(float(np.mean(share)), 6),
             "gt_reasoning": round(float(np.mean(reasoning)), 4), "corr": _round(pearson(p_yes, share)),
             "agreement": round(float(np.mean([c == g for c, g in zip(critic_pass, gt_pass)])), 6),

@@ -60,8 +60,6 @@ from .common import OneStage, check_settings, run_from_checkpoint
 from .engine import SFTResult, lr_scale
 from .sft import _Trainer
 
-CRITIC_PASS = 0.5  # the critic's pass: p(Yes) >= 0.5
-
 
 @dataclass
 class SRFConfig(OneStage):
@@ -346,7 +344,8 @@ class _SRFTrainer(_Trainer):
 
         from ..judges.base import JudgeInput
         from ..video import Video, read_video
-        from .monitor import pearson
+        from ..bench.agreement import passes
+        from .monitor import CRITIC_PASS, pearson
 
         cfg = self.cfg
         generator, vlm = unified.generator, unified.vlm
@@ -369,7 +368,7 @@ class _SRFTrainer(_Trainer):
             full = generator.output_frames(edits[n].permute(3, 0, 1, 2).float() / 127.5 - 1.0, clip.frames)
             reference = read_video(sample.target) if sample.target is not None else None
             verdict = judge.score(JudgeInput(sample, clip, Video(full, clip.fps), reference, ""))
-            labels.append(1.0 if verdict.reasoning is not None and verdict.reasoning >= 4.0 else 0.0)
+            labels.append(1.0 if verdict.reasoning is not None and passes(verdict.reasoning) else 0.0)
         count = int(buffer.count)
         cap = len(buffer.label)
         for n, j in enumerate(picks.tolist()):  # first in, first out
